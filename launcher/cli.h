@@ -1,0 +1,24 @@
+/* The berth command line: one function per subcommand, each in a cmd_*.c
+ * file, listed in the table in main.c.  A command returns the process exit
+ * status; it prints its own errors with cli_error(). */
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+
+#include "common/conf.h"
+#include "common/macros.h"
+
+struct cli_command {
+	const char *name;
+	int (*run)(struct berth_config *cfg, int argc, char **argv);
+	const char *summary;
+};
+
+/* "berth: <message>" on stderr, one line. */
+void cli_error(const char *fmt, ...) _printf_(1, 2);
+/* cli_error with berth_errmsg(code); returns 1 (or the given status). */
+int cli_fail(int code);
+
+int cmd_doctor(struct berth_config *cfg, int argc, char **argv);
+int cmd_config(struct berth_config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,111 @@
+/* berth: run Docker/OCI images on HPC clusters, unprivileged. */
+#include "config.h"
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/error.h"
+#include "common/log.h"
+#include "launcher/cli.h"
+
+static const struct cli_command commands[] = {
+	{"config", cmd_config, "print the effective configuration and where each value came from"},
+	{"doctor", cmd_doctor, "check that this host can run berth containers"},
+};
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("berth: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_fail(int code)
+{
+	cli_error("%s", berth_errmsg(code));
+	return 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: berth [-v|-vv|-q] COMMAND [ARGS...]\n"
+		"Run Docker/OCI images on HPC clusters without root.\n\n"
+		"Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out,
+		"\nOptions:\n"
+		"  -v, --verbose   more detail (-vv for tracing)\n"
+		"  -q, --quiet     errors only\n"
+		"  -h, --help      this help; 'berth COMMAND --help' for a command\n"
+		"  -V, --version   print the version\n\n"
+		"Configuration: see berth.conf(5); 'berth config' shows the values in effect.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct berth_config *cfg = NULL;
+	enum berth_log_level level;
+	int verbose = 0, quiet = 0, c, r;
+
+	/* '+': stop at the command name; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+vqhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			verbose++;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("berth %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	r = berth_config_load(&cfg, 0);
+	if (r < 0)
+		return cli_fail(r);
+	if (berth_log_parse_level(cfg->log_level, &level) < 0)
+		level = BERTH_LOG_INFO;
+	if (verbose)
+		level = verbose > 1 ? BERTH_LOG_TRACE : BERTH_LOG_DEBUG;
+	if (quiet)
+		level = BERTH_LOG_ERROR;
+	berth_log_set_level(level);
+
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			/* The command sees argv[0] = its name; getopt restarts. */
+			optind++;
+			r = commands[i].run(cfg, argc - optind + 1, argv + optind - 1);
+			berth_config_free(cfg);
+			return r;
+		}
+	}
+	cli_error("unknown command '%s' (see 'berth --help')", argv[optind]);
+	berth_config_free(cfg);
+	return 2;
+}
