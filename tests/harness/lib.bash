@@ -120,7 +120,7 @@ harness_user_dir() {
 
 # as_user CMD...: CMD as berthtest, clean environment: HOME, USER, LOGNAME,
 # PATH, LANG, XDG_CACHE_HOME/XDG_RUNTIME_DIR (per test file), every exported
-# BERTH_* variable, and the variables named in the array AS_USER_ENV.
+# BERTH_* variable, SLURM_CONF, and the variables named in the array AS_USER_ENV.
 # Runs in $USER_DIR/work.  When not root, runs CMD as the current user.
 # As root, the array AS_USER_WRAP (if set) is a command prefix run as root
 # before dropping privileges, e.g. an `unshare --mount` that changes the
@@ -137,7 +137,7 @@ as_user() {
 	while IFS= read -r v; do
 		env+=("$v=${!v}")
 	done < <(compgen -e | grep -E '^BERTH_' || true)
-	for v in "${AS_USER_ENV[@]}"; do
+	for v in SLURM_CONF "${AS_USER_ENV[@]}"; do
 		[[ -n ${!v+set} ]] && env+=("$v=${!v}")
 	done
 	if [[ $(id -u) != 0 ]]; then
