@@ -12,7 +12,9 @@ Spec (an image):
    "config": {"Env": [...], "Cmd": [...], "Entrypoint": [...], "WorkingDir": "/",
               "User": "0:0", "Labels": {...}},
    "layers": [{"compression": "gzip" | "zstd" | "none", "entries": [ENTRY...]}]}
-(a layer may instead be {"tar": "FILE.tar"}: an existing uncompressed tar)
+(a layer may instead be {"tar": "FILE.tar"}: an existing uncompressed tar, or
+ {"blob_b64": "..."}: blob bytes verbatim, e.g. corrupt gzip; any layer may set
+ "media_type" and "diff_id" to override what mkimage would write)
 or an index of images: {"platforms": [IMAGE, ...]} (written as an OCI image index).
 
 ENTRY: {"path": "usr/bin/x", "type": T, "mode": "0755", "uid": 0, "gid": 0,
@@ -23,6 +25,8 @@ ENTRY: {"path": "usr/bin/x", "type": T, "mode": "0755", "uid": 0, "gid": 0,
       earlier layer), "char" / "block" ("major", "minor"), "fifo",
       "whiteout" (writes DIR/.wh.NAME for "path": "DIR/NAME"),
       "opaque" (writes DIR/.wh..wh..opq for "path": "DIR").
+  "raw": true writes "path" (and "target") verbatim, unchecked: "../../x",
+  "/etc/x", "a/../../b" -- hostile entries for negative tests.
 
 --expect FILE writes the tree that flattening the layers must give, one line
 per path, sorted, tab-separated:
@@ -118,6 +122,8 @@ def tarinfo(entry, name, ttype, mode):
 def write_entry(tar, entry, specdir):
     """Add one spec entry to the tar; return (path, kind, content) for flattening."""
     t = entry.get("type", "file")
+    if entry.get("raw"):
+        return write_raw_entry(tar, entry, specdir, t)
     path = clean_path(entry["path"])
     if t == "whiteout":
         d, _, base = path.rpartition("/")
@@ -159,6 +165,24 @@ def write_entry(tar, entry, specdir):
         return path, t, None
     die("%s: unknown type %r" % (path, t))
     return None
+
+
+def write_raw_entry(tar, entry, specdir, t):
+    """A hostile entry: name (and link target) exactly as given, e.g. "../x" or
+    "/etc/x".  It is left out of the expected tree (no runtime may apply it)."""
+    types = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+             "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
+             "fifo": tarfile.FIFOTYPE}
+    if t not in types:
+        die("%s: raw entries take a plain type, not %r" % (entry["path"], t))
+    ti = tarinfo(entry, entry["path"], types[t], mode_of(entry, 0o644))
+    ti.linkname = entry.get("target", "")
+    ti.devmajor = int(entry.get("major", 0))
+    ti.devminor = int(entry.get("minor", 0))
+    data = file_content(entry, specdir) if t == "file" else b""
+    ti.size = len(data)
+    tar.addfile(ti, io.BytesIO(data) if t == "file" else None)
+    return None, "raw", None
 
 
 def compress(raw, how):
@@ -326,7 +350,8 @@ def build_layer(layer, specdir):
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in layer.get("entries", []):
             path, t, data = write_entry(tar, entry, specdir)
-            items.append((path, t, entry, data))
+            if t != "raw":
+                items.append((path, t, entry, data))
     raw = raw.getvalue()
     how = layer.get("compression", "gzip")
     return raw, compress(raw, how), MT_LAYER.get(how), items
@@ -335,11 +360,18 @@ def build_layer(layer, specdir):
 def build_image(layout, spec, specdir, flat):
     layers, diff_ids = [], []
     for layer in spec.get("layers", []):
+        if "blob_b64" in layer:
+            # Bytes exactly as given (a corrupt or truncated layer for negative
+            # tests); the registry still checks their digest, so they push fine.
+            blob = base64.b64decode(layer["blob_b64"])
+            layers.append(layout.blob(blob, layer.get("media_type", MT_LAYER["gzip"])))
+            diff_ids.append(layer.get("diff_id", "sha256:" + hashlib.sha256(blob).hexdigest()))
+            continue
         raw, blob, mt, items = build_layer(layer, specdir)
         if mt is None:
             die("unknown compression %r" % layer.get("compression"))
-        layers.append(layout.blob(blob, mt))
-        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        layers.append(layout.blob(blob, layer.get("media_type", mt)))
+        diff_ids.append(layer.get("diff_id", "sha256:" + hashlib.sha256(raw).hexdigest()))
         if flat is not None:
             flat.apply_layer(items)
     config = {
