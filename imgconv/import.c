@@ -260,7 +260,7 @@ static int import_registry_resolved(struct import_ctx *ctx, struct registry *reg
 
 	if (r != 0)
 		return r < 0 ? r : 0;
-	r = manifest_parse(digest, resp->content_type, resp->body, resp->len, &m);
+	r = manifest_parse("manifest", resp->content_type, resp->body, resp->len, &m);
 	if (r < 0)
 		return r;
 	r = fetch_blobs(ctx, reg, &m, &config_path, &layer_paths);
@@ -276,7 +276,7 @@ static int import_registry_resolved(struct import_ctx *ctx, struct registry *reg
 static int import_registry(struct import_ctx *ctx)
 {
 	const struct imgconv_ref *ref = ctx->ref;
-	_cleanup_free_ char *digest = NULL, *index_digest = NULL;
+	_cleanup_free_ char *digest = NULL, *index_digest = NULL, *what = NULL;
 	struct http_resp resp = {0};
 	struct registry *reg = NULL;
 	struct image_record rec;
@@ -292,16 +292,21 @@ static int import_registry(struct import_ctx *ctx)
 	r = registry_open(ctx->cfg, ref, &reg);
 	if (r < 0)
 		return r;
+	what = ref->digest ? xasprintf("manifest %s", ref->digest)
+			   : xasprintf("manifest of tag '%s'", ref->tag);
+	if (!what) {
+		registry_free(reg);
+		return -ENOMEM;
+	}
 	progress_step(ctx->progress, "resolving %s", ref->digest ? ref->digest : ref->tag);
-	r = registry_get_manifest(reg, "manifest", ref->digest ? ref->digest : ref->tag, &resp,
-				  &digest);
+	r = registry_get_manifest(reg, what, ref->digest ? ref->digest : ref->tag, &resp, &digest);
 	if (r == 0 && manifest_is_index(resp.content_type, resp.body, resp.len)) {
 		_cleanup_free_ char *child = NULL;
 
 		index_digest = TAKE_PTR(digest);
-		r = index_select(index_digest, resp.body, resp.len, ctx->platform, &child);
+		r = index_select("image index", resp.body, resp.len, ctx->platform, &child);
 		if (r == 0)
-			r = registry_get_manifest(reg, "manifest", child, &resp, &digest);
+			r = registry_get_manifest(reg, "platform manifest", child, &resp, &digest);
 	}
 	if (r == 0)
 		r = import_registry_resolved(ctx, reg, digest, index_digest, &resp);
