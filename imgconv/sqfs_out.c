@@ -349,6 +349,7 @@ int sqfs_out_file_begin(struct sqfs_out *o, struct tnode *n)
 	if (r != 0)
 		return sqfs_fail(r, o->file->err, "write '%s'", o->path);
 	n->u.file.fed = true;
+	o->in_file = true;
 	return 0;
 }
 
@@ -363,6 +364,7 @@ int sqfs_out_file_end(struct sqfs_out *o)
 {
 	int r = sqfs_block_processor_end_file(o->proc);
 
+	o->in_file = false;
 	return r ? sqfs_fail(r, o->file->err, "write '%s'", o->path) : 0;
 }
 
@@ -424,7 +426,15 @@ void sqfs_out_free(struct sqfs_out *o)
 {
 	if (!o)
 		return;
-	/* The block processor first: its threads use everything else. */
+	/* libsquashfs 1.2 frees the blocks still in its queues only by
+	 * finishing: flush them (into a file about to be removed) so an aborted
+	 * conversion does not leak them.  Then the block processor goes first:
+	 * its threads use everything else. */
+	if (o->proc && !o->finished) {
+		if (o->in_file)
+			sqfs_block_processor_end_file(o->proc);
+		sqfs_block_processor_finish(o->proc);
+	}
 	sqfs_destroy(o->proc);
 	sqfs_destroy(o->dirwr);
 	sqfs_destroy(o->dm);

@@ -194,6 +194,7 @@ int sqfs_out_finish(struct sqfs_out *o, struct tree *t)
 	int r;
 
 	r = sqfs_block_processor_finish(o->proc);
+	o->finished = true;
 	if (r != 0)
 		return sqfs_fail(r, o->file->err, "write '%s'", o->path);
 	r = write_inodes(o, t);
