@@ -153,10 +153,16 @@ static int print_config(const char *what, const char *json, size_t len)
 		cli_error("inspect '%s': /.berth/image.json is not valid JSON", what);
 		return 1;
 	}
-	/* The image config's "config" member holds Env, Entrypoint, Cmd, ... */
-	conf = json_object_get(root, "config");
-	text = json_dumps(json_is_object(conf) ? conf : root,
-			  JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* image.json is {"reference", "manifest_digest", "config": <the image
+	 * config blob>}; the blob's own "config" member holds Env, Entrypoint,
+	 * Cmd, WorkingDir, User, Labels. */
+	conf = json_object_get(json_object_get(root, "config"), "config");
+	if (!json_is_object(conf))
+		conf = json_object();
+	else
+		json_incref(conf);
+	text = json_dumps(conf, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(conf);
 	json_decref(root);
 	if (!text)
 		return cli_fail(-ENOMEM);
