@@ -210,13 +210,6 @@ static int x_finish(struct xfer *x, const char *cache_dir)
 	return 0;
 }
 
-static bool transient(CURLcode c)
-{
-	return c == CURLE_OPERATION_TIMEDOUT || c == CURLE_PARTIAL_FILE || c == CURLE_RECV_ERROR ||
-	       c == CURLE_SEND_ERROR || c == CURLE_GOT_NOTHING || c == CURLE_HTTP2 ||
-	       c == CURLE_HTTP2_STREAM;
-}
-
 /* A transfer ended: finish, retry later, or fail the whole fetch. */
 static int x_done(struct xfer *x, CURLcode cc, const char *cache_dir)
 {
@@ -247,7 +240,7 @@ static int x_done(struct xfer *x, CURLcode cc, const char *cache_dir)
 	}
 	if (x->attempts >= FETCH_ATTEMPTS ||
 	    (cc == CURLE_OK && x->status != 429 && x->status < 500) ||
-	    (cc != CURLE_OK && !transient(cc))) {
+	    (cc != CURLE_OK && !curl_transient(cc))) {
 		char w[160];
 
 		snprintf(w, sizeof(w), "%s %s", what, x->want->digest);

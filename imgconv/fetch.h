@@ -86,6 +86,9 @@ void http_resp_clear(struct http_resp *r);
 /* Attempts per request (first try included) and the backoff between them. */
 #define FETCH_ATTEMPTS 4
 uint64_t retry_delay_ms(unsigned attempt, const char *retry_after);
+/* Is this CURLcode a broken or stalled transfer worth another attempt?
+ * (Refused connections and unknown hosts are not: they fail at once.) */
+bool curl_transient(int code);
 
 int registry_open(const struct berth_config *cfg, const struct imgconv_ref *ref,
 		  struct registry **out);
@@ -134,7 +137,9 @@ struct progress;
 struct progress *progress_new(unsigned flags, const char *what);
 void progress_free(struct progress *p);
 void progress_step(struct progress *p, const char *fmt, ...) _printf_(2, 3);
-void progress_layers(struct progress *p, size_t n, const uint64_t *sizes);
+/* n blobs to fetch, with their sizes and names ("config", "layer 1/3"). */
+void progress_layers(struct progress *p, size_t n, const uint64_t *sizes,
+		     const char *const *names);
 void progress_layer_bytes(struct progress *p, size_t i, uint64_t have);
 void progress_layer_done(struct progress *p, size_t i, bool cached);
 void progress_end(struct progress *p);

@@ -7,10 +7,9 @@
  * Cache layout under cfg->cache_dir (see doc/cache.md):
  *   blobs/sha256/<hex>          verified blobs (config, layers, manifests)
  *   images/<algo>-<hex>.sqsh    one squashfs per manifest digest
- *   images/<algo>-<hex>.json    sidecar: reference(s), digest, size, created
- *   refs/                       tag -> manifest digest memo for `berth images`
+ *   images/<algo>-<hex>.json    record: references, digest, blobs, size, created
  *   tmp/                        partial downloads and outputs (same filesystem)
- *   locks/                      flock files
+ *   locks/                      flock files: cache.lock, <algo>-<hex>.lock
  */
 #ifndef BERTH_IMGCONV_H
 #define BERTH_IMGCONV_H

@@ -214,10 +214,11 @@ static int fetch_blobs(struct import_ctx *ctx, struct registry *reg, const struc
 	size_t n = m->n_layers + 1;
 	_cleanup_free_ struct blob_want *w = calloc(n, sizeof(*w));
 	_cleanup_free_ uint64_t *sizes = calloc(n, sizeof(*sizes));
+	_cleanup_free_ const char **names = calloc(n, sizeof(*names));
 	char (*what)[64] = calloc(n, sizeof(*what));
 	int r = -ENOMEM;
 
-	if (!w || !sizes || !what)
+	if (!w || !sizes || !what || !names)
 		goto out;
 	w[0] = (struct blob_want){.digest = m->config.digest, .size = m->config.size,
 				  .what = "config"};
@@ -226,9 +227,11 @@ static int fetch_blobs(struct import_ctx *ctx, struct registry *reg, const struc
 		w[i + 1] = (struct blob_want){.digest = m->layers[i].digest,
 					      .size = m->layers[i].size, .what = what[i + 1]};
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		sizes[i] = w[i].size;
-	progress_layers(ctx->progress, n, sizes);
+		names[i] = w[i].what;
+	}
+	progress_layers(ctx->progress, n, sizes, names);
 	r = blobs_fetch(reg, ctx->cfg->cache_dir, w, n, (unsigned)ctx->cfg->max_connections,
 			ctx->progress);
 	progress_end(ctx->progress);

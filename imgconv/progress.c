@@ -18,6 +18,7 @@ struct progress {
 	size_t n;
 	uint64_t *sizes, *have;
 	bool *done;
+	char **names;
 	uint64_t start, last_draw, cached_bytes;
 	bool line_shown;
 };
@@ -43,6 +44,7 @@ void progress_free(struct progress *p)
 	free(p->sizes);
 	free(p->have);
 	free(p->done);
+	strv_free(p->names);
 	free(p);
 }
 
@@ -108,15 +110,20 @@ void progress_step(struct progress *p, const char *fmt, ...)
 	}
 }
 
-void progress_layers(struct progress *p, size_t n, const uint64_t *sizes)
+void progress_layers(struct progress *p, size_t n, const uint64_t *sizes,
+		     const char *const *names)
 {
 	if (!p)
 		return;
 	free(p->sizes), free(p->have), free(p->done);
+	strv_free(p->names);
+	p->names = NULL;
+	for (size_t i = 0; i < n; i++)
+		strv_push(&p->names, names[i]);
 	p->sizes = calloc(n + 1, sizeof(*p->sizes));
 	p->have = calloc(n + 1, sizeof(*p->have));
 	p->done = calloc(n + 1, sizeof(*p->done));
-	if (!p->sizes || !p->have || !p->done) {
+	if (!p->sizes || !p->have || !p->done || strv_length(p->names) != n) {
 		p->n = 0;
 		return;
 	}
@@ -148,11 +155,11 @@ void progress_layer_done(struct progress *p, size_t i, bool cached)
 	format_bytes(p->sizes[i], sz, sizeof(sz));
 	if (tty(p)) {
 		clear_line(p);
-		fprintf(stderr, "  blob %zu/%zu: %s%s\n", i + 1, p->n, sz, cached ? " (cached)" : "");
+		fprintf(stderr, "  %s: %s%s\n", p->names[i], sz, cached ? " (cached)" : "");
 		draw(p, true);
 	} else {
-		log_info("%s: blob %zu/%zu: %s %s", p->what, i + 1, p->n, sz,
-			 cached ? "in cache" : "downloaded");
+		log_info("%s: %s: %s %s", p->what, p->names[i], sz,
+			 cached ? "in the cache" : "downloaded");
 	}
 }
 

@@ -256,7 +256,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *data)
 	return len;
 }
 
-static bool retryable(CURLcode c)
+bool curl_transient(int c)
 {
 	return c == CURLE_OPERATION_TIMEDOUT || c == CURLE_PARTIAL_FILE || c == CURLE_RECV_ERROR ||
 	       c == CURLE_SEND_ERROR || c == CURLE_GOT_NOTHING || c == CURLE_HTTP2 ||
@@ -331,7 +331,7 @@ static int request(struct registry *reg, const char *url, const char *extra, siz
 	for (*attempts = 1;; (*attempts)++) {
 		gen = auth_generation(reg->auth);
 		r = perform(reg, url, extra, max, resp, &cc);
-		if (r < 0 && !(retryable(cc) && *attempts < FETCH_ATTEMPTS))
+		if (r < 0 && !(curl_transient(cc) && *attempts < FETCH_ATTEMPTS))
 			return r;
 		if (r == 0 && resp->status == 401 && reauths++ < 3) {
 			r = auth_challenge(reg->auth, reg, resp->www_auth, gen);

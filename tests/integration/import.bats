@@ -305,6 +305,31 @@ expect_failure() {
 	grep -q '/v2/flaky/app/blobs/.* 503 ' "$FAULTD_LOG"
 }
 
+@test "registry_mirrors: a dead mirror is skipped, the next one serves the image" {
+	local n port
+	port=$(harness_free_port)
+	n=$(log_lines)
+	BERTH_REGISTRY_MIRRORS="$REGISTRY=127.0.0.1:$port,$REGISTRY=$FAULTD" \
+		BERTH_INSECURE_REGISTRIES="$BERTH_INSECURE_REGISTRIES,127.0.0.1:$port" \
+		run --separate-stderr as_user "$BERTH" import --quiet "$REGISTRY/test/busybox:1"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ -f "$output" ]
+	tail -n +$((n + 1)) "$FAULTD_LOG" | grep -q '/v2/test/busybox/manifests/1 200'
+	tail -n +$((n + 1)) "$FAULTD_LOG" | grep -q '/v2/test/busybox/blobs/'
+}
+
+@test "registry_mirrors: a bare mirror serves Docker Hub names (library/ added)" {
+	local n
+	n=$(log_lines)
+	BERTH_REGISTRY_MIRRORS=$FAULTD run --separate-stderr as_user "$BERTH" import --quiet "busybox:1"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	tail -n +$((n + 1)) "$FAULTD_LOG" | grep -q '/v2/library/busybox/manifests/1 200'
+	run as_user "$BERTH" images
+	[[ $output == *"registry-1.docker.io/library/busybox:1"* ]]
+}
+
 @test "404: unknown image or tag" {
 	expect_failure "$FAULTD/missing/app:1" "not found"
 	expect_failure "$REGISTRY/test/busybox:nosuchtag" "HTTP 404"
