@@ -339,13 +339,16 @@ static int run(struct xfer *xs, size_t n, const char *cache_dir, unsigned max_co
 		}
 		while (r == 0 && (m = curl_multi_info_read(multi, &msgs))) {
 			struct xfer *x;
+			CURLcode result;
 
 			if (m->msg != CURLMSG_DONE)
 				continue;
+			/* m belongs to the handle: read it before the handle goes. */
+			result = m->data.result;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 			x_stop(x, multi);
 			running--;
-			r = x_done(x, m->data.result, cache_dir);
+			r = x_done(x, result, cache_dir);
 			left -= x->done;
 		}
 	}
