@@ -142,7 +142,7 @@ expect_failure() {
 	[[ $output == *'"WorkingDir": "/"'* ]]
 }
 
-@test "a second import is a cache hit: manifest only, no blob GET" {
+@test "a second import is a cache hit: manifest only, no blob GET; blobs are reused" {
 	local ref=$FAULTD/ok/hit:1 n
 	run as_user "$BERTH" import --quiet "$ref"
 	[ "$status" -eq 0 ]
@@ -153,6 +153,15 @@ expect_failure() {
 	[ "$output" == "$first" ]
 	tail -n +$((n + 1)) "$FAULTD_LOG"
 	[ "$(tail -n +$((n + 1)) "$FAULTD_LOG" | grep -c /manifests/)" -eq 1 ]
+	! tail -n +$((n + 1)) "$FAULTD_LOG" | grep -q /blobs/
+	# the image removed, its verified blobs still serve a new conversion
+	run as_user "$BERTH" rmi "$ref"
+	[ "$status" -eq 0 ]
+	n=$(log_lines)
+	run as_user "$BERTH" import --quiet "$ref"
+	[ "$status" -eq 0 ]
+	[ "$output" == "$first" ]
+	[ -f "$first" ]
 	! tail -n +$((n + 1)) "$FAULTD_LOG" | grep -q /blobs/
 }
 
