@@ -5,7 +5,7 @@
  * berth_fail(); nothing exits.
  *
  * Cache layout under cfg->cache_dir (see doc/cache.md):
- *   blobs/sha256/<hex>          verified blobs (config, layers, manifests)
+ *   blobs/sha256/<hex>          verified blobs (configs, layers)
  *   images/<algo>-<hex>.sqsh    one squashfs per manifest digest
  *   images/<algo>-<hex>.json    record: references, digest, blobs, size, created
  *   tmp/                        partial downloads and outputs (same filesystem)
