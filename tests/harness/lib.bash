@@ -13,8 +13,15 @@
 #   image_busybox REPO:TAG [REGISTRY]   build a busybox-static image and push it
 #   image_push DIR REF      push the OCI layout DIR (tag "latest") to docker://REF
 #   mkimage SPEC DIR [ARGS] run tests/harness/mkimage.py
+#   image_edgecases, image_zstd, image_multiarch, image_debian, treelist:
+#                           see tests/harness/images.bash
 #
 # Every process the harness starts is recorded by PID and stopped by PID.
+
+# `run !` and `run -N` need bats >= 1.5; saying so silences bats' BW02 warning.
+if declare -F bats_require_minimum_version >/dev/null; then
+	bats_require_minimum_version 1.5.0
+fi
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BERTH_SRCDIR=$(cd "$HARNESS_DIR/../.." && pwd)
@@ -317,6 +324,9 @@ image_busybox() {
 	fi
 	image_push "$dir" "$reg/$ref"
 }
+
+# shellcheck source=tests/harness/images.bash
+source "$HARNESS_DIR/images.bash"
 
 harness_rundir >/dev/null
 harness_find_berth || true

@@ -12,6 +12,7 @@ Spec (an image):
    "config": {"Env": [...], "Cmd": [...], "Entrypoint": [...], "WorkingDir": "/",
               "User": "0:0", "Labels": {...}},
    "layers": [{"compression": "gzip" | "zstd" | "none", "entries": [ENTRY...]}]}
+(a layer may instead be {"tar": "FILE.tar"}: an existing uncompressed tar)
 or an index of images: {"platforms": [IMAGE, ...]} (written as an OCI image index).
 
 ENTRY: {"path": "usr/bin/x", "type": T, "mode": "0755", "uid": 0, "gid": 0,
@@ -28,7 +29,8 @@ per path, sorted, tab-separated:
   path type mode uid gid target sha256
 (mode in octal with the setuid/setgid/sticky bits; target = symlink target,
 "MAJOR,MINOR" for devices, for a hard link the first path of its group;
-"-" where nothing applies).  FILE.json gets the same data plus xattrs.
+"-" where nothing applies).  FILE.xattrs lists "path<TAB>name=value,..." and
+FILE.json has all of it.
 """
 import base64
 import copy
@@ -274,7 +276,7 @@ class Flattener:
             n = self.nodes[p]
             target = n["target"]
             if n["type"] == "file" and first[n["inode"]] != p:
-                target = first[n["inode"]]
+                target = "/" + first[n["inode"]]
             digest = hashlib.sha256(n["data"]).hexdigest() if n["type"] == "file" else None
             rows.append({"path": "/" + p, "type": n["type"], "mode": "%04o" % n["mode"],
                          "uid": n["uid"], "gid": n["gid"], "target": target,
@@ -282,7 +284,42 @@ class Flattener:
         return rows
 
 
+def tar_items(raw):
+    """Flattening items of an existing tar layer (for --expect)."""
+    items = []
+    types = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir",
+             tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink", tarfile.CHRTYPE: "char",
+             tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        for ti in tar:
+            t = types.get(ti.type)
+            if t is None:
+                continue
+            d, _, base = ti.name.strip("/").rpartition("/")
+            entry = {"uid": ti.uid, "gid": ti.gid, "mode": ti.mode, "target": ti.linkname,
+                     "major": ti.devmajor, "minor": ti.devminor,
+                     "xattrs": {k[len("SCHILY.xattr."):]: v for k, v in ti.pax_headers.items()
+                                if k.startswith("SCHILY.xattr.")}}
+            data = tar.extractfile(ti).read() if t == "file" else None
+            if base == ".wh..wh..opq":
+                items.append((clean_path(d), "opaque", entry, None))
+            elif base.startswith(".wh."):
+                items.append((clean_path((d + "/" if d else "") + base[4:]), "whiteout", entry, None))
+            elif ti.name.strip("/") not in ("", "."):
+                items.append((clean_path(ti.name), t, entry, data))
+    return items
+
+
 def build_layer(layer, specdir):
+    if "tar" in layer:
+        # An existing tar file as the layer, e.g. a debootstrap'ed root file system.
+        src = layer["tar"]
+        if not os.path.isabs(src):
+            src = os.path.join(specdir, src)
+        with open(src, "rb") as f:
+            raw = f.read()
+        how = layer.get("compression", "gzip")
+        return raw, compress(raw, how), MT_LAYER.get(how), tar_items(raw)
     raw = io.BytesIO()
     items = []
     # PAX carries xattrs, long names and large ids without GNU extensions.
@@ -330,6 +367,10 @@ def write_expect(path, rows):
             f.write("\t".join([r["path"], r["type"], r["mode"], str(r["uid"]), str(r["gid"]),
                                r["target"] if r["target"] is not None else "-",
                                r["sha256"] or "-"]) + "\n")
+    with open(path + ".xattrs", "w") as f:
+        for r in rows:
+            f.write("%s\t%s\n" % (r["path"], ",".join(
+                "%s=%s" % kv for kv in sorted(r["xattrs"].items())) or "-"))
     with open(path + ".json", "w") as f:
         json.dump(rows, f, indent=1, sort_keys=True)
         f.write("\n")
