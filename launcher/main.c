@@ -17,6 +17,11 @@ static const struct cli_command commands[] = {
 	{"ps", cmd_ps, "list named and running containers"},
 	{"exec", cmd_exec, "run a command in a running container"},
 	{"rm", cmd_rm, "remove named containers"},
+	{"import", cmd_import, "fetch an image and convert it to a squashfs file"},
+	{"images", cmd_images, "list the images in the cache"},
+	{"rmi", cmd_rmi, "remove images from the cache"},
+	{"inspect", cmd_inspect, "print an image's config (env, entrypoint, ...) as JSON"},
+	{"cache", cmd_cache, "cache maintenance: 'berth cache prune'"},
 };
 
 void cli_error(const char *fmt, ...)
