@@ -302,12 +302,14 @@ static int parse_docker_form(const char *text, const char *s, const char *defaul
 	return finish_registry(text, default_registry, strlen(default_registry), ref);
 }
 
-/* Is p (just after an '@') "ALGORITHM:..." up to the end, i.e. a digest? */
+/* Is p (just after an '@') a digest, "ALGORITHM:HEX" with 32+ hex digits
+ * up to the end?  Otherwise the '@' ends a user name. */
 static bool at_starts_digest(const char *p)
 {
 	size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789+._-");
+	size_t h = n > 0 && p[n] == ':' ? strspn(p + n + 1, "0123456789abcdefABCDEF") : 0;
 
-	return n > 0 && p[n] == ':' && !strpbrk(p, "/#@");
+	return h >= 32 && p[n + 1 + h] == '\0';
 }
 
 /* "[USER@][REGISTRY#]IMAGE[:TAG][@DIGEST]" after "docker://".  The first

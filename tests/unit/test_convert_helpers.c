@@ -18,7 +18,82 @@
 #include <sqfs/super.h>
 #include <sqfs/xattr.h>
 #include <sqfs/xattr_reader.h>
+#include "common/error.h"
+#include "common/util.h"
 #include "tests/unit/test_convert_helpers.h"
+
+char *test_dir;
+const char *test_config = "{\"architecture\":\"amd64\",\"os\":\"linux\","
+			  "\"created\":\"2024-01-02T03:04:05.123456789Z\","
+			  "\"config\":{\"Env\":[\"PATH=/bin\"],\"Cmd\":[\"sh\"]}}";
+
+void test_init(void)
+{
+	test_dir = test_tmpdir();
+}
+
+char *tpath(const char *name)
+{
+	return xasprintf("%s/%s", test_dir, name);
+}
+
+struct tl *tlayer(const char *name)
+{
+	char *p = tpath(name);
+	struct tl *l = tl_new(p, TL_GZIP);
+
+	free(p);
+	return l;
+}
+
+static int vconvert(const char *out, const struct imgconv_convert_opts *opts, const char *mt,
+		    va_list ap)
+{
+	struct imgconv_layer layers[32];
+	char *paths[32];
+	size_t n = 0;
+	int r;
+
+	for (const char *name; n < 32 && (name = va_arg(ap, const char *));) {
+		paths[n] = tpath(name);
+		layers[n].path = paths[n];
+		layers[n].media_type = mt;
+		n++;
+	}
+	r = imgconv_convert(layers, n, test_config, strlen(test_config), out, opts);
+	while (n--)
+		free(paths[n]);
+	return r;
+}
+
+int tconvert(const char *out, const struct imgconv_convert_opts *opts, const char *mt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, mt);
+	r = vconvert(out, opts, mt, ap);
+	va_end(ap);
+	return r;
+}
+
+char *tconvert_list(const char *tag, ...)
+{
+	char *out = xasprintf("%s/%s.sqsh", test_dir, tag);
+	char *listing = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, tag);
+	r = vconvert(out, NULL, "application/vnd.oci.image.layer.v1.tar+gzip", ap);
+	va_end(ap);
+	if (r < 0)
+		printf("# convert %s: %s\n", tag, berth_errmsg(r));
+	else
+		listing = sq_listing(out, 0);
+	free(out);
+	return listing;
+}
 
 struct tl {
 	struct archive *a;

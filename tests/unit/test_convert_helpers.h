@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "imgconv/imgconv.h"
 
 enum tl_comp { TL_NONE, TL_GZIP, TL_ZSTD };
 
@@ -31,6 +32,23 @@ void tl_close(struct tl *l);
  *   [MAJ,MIN] [n=NLINK] [x{KEY=HEX,...}]
  * with /.berth left out unless with_berth.  NULL on failure. */
 char *sq_listing(const char *sqsh, int with_berth);
+
+/* The test's scratch directory (test_init makes it) and the image config
+ * every conversion gets; its "created" is TEST_CREATED seconds. */
+extern char *test_dir;
+extern const char *test_config;
+#define TEST_CREATED "1704164645"
+void test_init(void);
+/* test_dir/name, malloc'd. */
+char *tpath(const char *name);
+/* Start a gzip layer test_dir/name. */
+struct tl *tlayer(const char *name);
+/* Convert the layers test_dir/NAME... (NULL-terminated; media type mt for
+ * all, NULL: sniff) to out. */
+int tconvert(const char *out, const struct imgconv_convert_opts *opts, const char *mt, ...);
+/* Convert the gzip layers to test_dir/TAG.sqsh and list it (NULL and a
+ * diagnostic on failure). */
+char *tconvert_list(const char *tag, ...);
 
 /* A fresh directory under $TMPDIR (or /tmp). */
 char *test_tmpdir(void);
