@@ -284,6 +284,15 @@ static int task_enter(spank_t sp)
 	return r;
 }
 
+/* A task that cannot enter its container must not run at all: with the
+ * plugin "optional" in plugstack.conf Slurm would ignore the failure and
+ * exec the command on the host.  This is the task's last step before
+ * execve, so it ends here. */
+_Noreturn static void task_fail(void)
+{
+	_exit(1);
+}
+
 int remote_task_init(spank_t sp, int ac, char **av)
 {
 	int id = 0;
@@ -296,9 +305,11 @@ int remote_task_init(spank_t sp, int ac, char **av)
 			slurm_error(PLUGIN_PREFIX "%s", remote.res.message);
 			replay_log(true);
 		}
-		return -1;
+		task_fail();
 	}
-	return task_enter(sp);
+	if (task_enter(sp) < 0)
+		task_fail();
+	return 0;
 }
 
 int remote_task_exit(spank_t sp, int ac, char **av)
