@@ -316,9 +316,10 @@ int remote_task_exit(spank_t sp, int ac, char **av)
 {
 	if (!remote.enabled)
 		return 0;
-	/* Every task has joined (or failed) by the time one exits... but only
-	 * the last one to exit lets go, so a slow joiner still finds the
-	 * keeper with the linger time at 0. */
+	/* The step's reference keeps the keeper up until every task of the
+	 * node has joined; a task that exits early may precede a slow joiner,
+	 * so the reference goes with the last task (the joined tasks hold the
+	 * mounts from then on, the keeper lingers after them). */
 	if (++remote.exited >= remote.job.local_tasks) {
 		launcher_release(remote.keeper);
 		remote.keeper = NULL;

@@ -35,7 +35,7 @@ static const char *env_get(char **env, const char *name)
 static void test_pconf(void)
 {
 	struct pconf c;
-	char *good[] = {S("runtime_path=/run/x"), S("container_scope=job"), S("execute_entrypoint=1"),
+	char *good[] = {S("runtime_path=/run/x"), S("container_scope=job"), S("execute_entrypoint=0"),
 			S("sbatch_support=n"), S("importer=/usr/libexec/imp"), S("log_level=debug")};
 	char *unknown[] = {S("runtime_path=/run/x"), S("cache_dri=/x")};
 	char *relative[] = {S("runtime_path=run")};
@@ -50,7 +50,7 @@ static void test_pconf(void)
 
 	ok(pconf_parse(&c, 6, good) == 0, "all pyxis keys accepted");
 	is_str(c.runtime_path, "/run/x", "runtime_path set");
-	ok(c.container_scope == SCOPE_JOB && c.execute_entrypoint && !c.sbatch_support,
+	ok(c.container_scope == SCOPE_JOB && !c.execute_entrypoint && !c.sbatch_support,
 	   "scope, entrypoint, sbatch_support set");
 	is_str(c.importer, "/usr/libexec/imp", "importer set");
 	pconf_clear(&c);
@@ -61,6 +61,11 @@ static void test_pconf(void)
 	ok(pconf_parse(&c, 1, badscope) < 0, "container_scope=node refused");
 	ok(strstr(last_error, "container_scope=node") != NULL, "the message names the value");
 	ok(pconf_parse(&c, 1, nokv) < 0, "argument without '=' refused");
+	{
+		char *ep[] = {S("execute_entrypoint=yes")};
+
+		ok(pconf_parse(&c, 1, ep) < 0, "execute_entrypoint=yes refused (not supported)");
+	}
 }
 
 static void test_hostlist(void)
