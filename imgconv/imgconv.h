@@ -67,6 +67,33 @@ struct imgconv_import_opts {
 int imgconv_import(const struct berth_config *cfg, const char *text,
 		   const struct imgconv_import_opts *opts, char **out_path);
 
+/* ---- the image cache (`berth images`, `rmi`, `cache prune`, `inspect`) - */
+
+struct imgconv_image {
+	char *digest;      /* manifest digest (config digest for docker-archive) */
+	char **references; /* canonical references that resolved to it */
+	uint64_t size;     /* bytes of the .sqsh */
+	int64_t created;   /* import time, seconds since the epoch */
+	char *path;        /* the .sqsh */
+};
+
+/* Cached images, newest first. */
+int imgconv_list_images(const struct berth_config *cfg, struct imgconv_image **out, size_t *n);
+void imgconv_free_images(struct imgconv_image *images, size_t n);
+
+/* The cached squashfs for a reference or digest (full, or a unique hex
+ * prefix of at least 12 digits), without network: -ENOENT when absent. */
+int imgconv_find_cached(const struct berth_config *cfg, const char *text, char **path,
+			char **digest);
+
+/* Remove the cached image named by text (as imgconv_find_cached);
+ * *digest gets its digest.  Its blobs stay until imgconv_prune. */
+int imgconv_remove_image(const struct berth_config *cfg, const char *text, char **digest);
+
+/* Remove blobs no cached image uses and what killed imports left behind.
+ * -EBUSY while an import runs. */
+int imgconv_prune(const struct berth_config *cfg, size_t *files, uint64_t *bytes);
+
 /* ---- conversion (layers -> squashfs) ---------------------------------- */
 
 struct imgconv_layer {
