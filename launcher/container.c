@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "imgconv/imgconv.h"
 #include "launcher/container.h"
+#include "launcher/gpu.h"
 #include "launcher/keeper.h"
 #include "launcher/launcher.h"
 
@@ -75,6 +76,7 @@ static int options_key(const struct launcher_opts *o, char out[33])
 		fprintf(f, "m %d %s %s %u\n", m->kind, m->source ? m->source : "", m->target,
 			m->flags);
 	}
+	gpu_plan_describe(o->gpu, f);
 	if (fclose(f) != 0)
 		return -ENOMEM;
 	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL))
