@@ -11,6 +11,7 @@
 #include "common/util.h"
 #include "imgconv/imgconv.h"
 #include "launcher/cli.h"
+#include "launcher/gpu_cli.h"
 #include "launcher/launcher.h"
 #include "launcher/runcmd.h"
 
@@ -22,6 +23,7 @@ struct run_cli {
 	const char *workdir, *entrypoint, *hostname, *name;
 	bool no_entrypoint, pid_ns, rm;
 	int remap_root, mount_home, writable; /* -1: from the config */
+	struct gpu_cli gpu;
 };
 
 static void run_usage(FILE *out)
@@ -43,6 +45,8 @@ static void run_usage(FILE *out)
 		"      --hostname NAME          own UTS namespace with this host name\n"
 		"      --name NAME              use (or create) the named container NAME\n"
 		"      --rm                     remove the named container afterwards\n"
+		"      --gpus all|none|LIST     GPUs to add (indexes or UUIDs; see 'berth gpus')\n"
+		"      --gpu-affinity           bind to the cores local to the GPUs\n"
 		"Exit status: the command's; 128+N if signal N killed it; 127 command not\n"
 		"found; 126 not executable; 1 when berth itself failed.\n");
 }
@@ -91,7 +95,7 @@ static int resolve_image(const struct berth_config *cfg, const char *text, char 
 static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run_cli *o)
 {
 	enum { O_ENVFILE = 256, O_ENTRY, O_NOENTRY, O_REMAP, O_NOREMAP, O_HOME, O_NOHOME,
-	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM };
+	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM, O_GPUS, O_GPU_AFF };
 	static const struct option opts[] = {
 		{"mount", required_argument, NULL, 'v'},
 		{"volume", required_argument, NULL, 'v'},
@@ -110,6 +114,8 @@ static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run
 		{"hostname", required_argument, NULL, O_HOSTNAME},
 		{"name", required_argument, NULL, O_NAME},
 		{"rm", no_argument, NULL, O_RM},
+		{"gpus", required_argument, NULL, O_GPUS},
+		{"gpu-affinity", no_argument, NULL, O_GPU_AFF},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -150,6 +156,8 @@ static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run
 		case O_HOSTNAME: o->hostname = optarg; break;
 		case O_NAME: o->name = optarg; break;
 		case O_RM: o->rm = true; break;
+		case O_GPUS: o->gpu.gpus = optarg; break;
+		case O_GPU_AFF: o->gpu.affinity = true; break;
 		case 'h':
 			run_usage(stdout);
 			return -1;
@@ -223,11 +231,15 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 		cli_error("container '%s': a named container is always writable", named);
 		return 2;
 	}
+	if ((r = gpu_cli_prepare(cfg, &o->gpu, image, environ)) < 0)
+		return cli_fail(r);
+	lo.gpu = o->gpu.plan;
 	r = launcher_create(cfg, &lo, &c);
 	if (r < 0)
 		return cli_fail(r);
 	p = (struct payload){
-		.container = c, .host_env = environ, .user_env = o->user_env,
+		.container = c, .host_env = o->gpu.env ? o->gpu.env : environ,
+		.user_env = o->user_env,
 		.workdir = o->workdir, .entrypoint = o->entrypoint,
 		.no_entrypoint = o->no_entrypoint, .own_pid_ns = o->pid_ns,
 		.args = text && optind + 1 < argc ? argv + optind + 1 : NULL,
@@ -254,6 +266,7 @@ int cmd_run(struct berth_config *cfg, int argc, char **argv)
 		r = 0;
 	launcher_mounts_clear(&o.mounts);
 	strv_free(o.user_env);
+	gpu_cli_clear(&o.gpu);
 	return r;
 }
 

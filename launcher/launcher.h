@@ -145,6 +145,8 @@ enum launcher_overlay {
 	LAUNCHER_OVERLAY_FUSE,
 };
 
+struct gpu_plan; /* launcher/gpu.h */
+
 struct launcher_opts {
 	const char *image;    /* path of the .sqsh file */
 	const char *name;     /* named container (writable layer on disk) or NULL */
@@ -154,6 +156,7 @@ struct launcher_opts {
 	bool mount_home;
 	const char *hostname; /* own UTS namespace with this name, or NULL */
 	enum launcher_overlay overlay;
+	const struct gpu_plan *gpu; /* GPUs to add (gpu_plan()), or NULL */
 };
 
 struct launcher_container;

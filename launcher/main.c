@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
 	{"images", cmd_images, "list the images in the cache"},
 	{"rmi", cmd_rmi, "remove images from the cache"},
 	{"inspect", cmd_inspect, "print an image's config (env, entrypoint, ...) as JSON"},
+	{"gpus", cmd_gpus, "list GPUs with their NUMA node and local cores"},
 	{"cache", cmd_cache, "cache maintenance: 'berth cache prune'"},
 };
 

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "launcher/gpu.h"
 #include "launcher/rootfs.h"
 #include "launcher/safepath.h"
 #include "launcher/sqfuse.h"
@@ -367,6 +368,9 @@ int rootfs_build(const struct rootfs_plan *p)
 	if (root_fd < 0)
 		return berth_fail(-errno, "open '%s'", root);
 	r = standard_mounts(p, root_fd, p->opts->writable);
+	if (r < 0)
+		return r;
+	r = gpu_apply(p->opts->gpu, root_fd, p->opts->writable);
 	if (r < 0)
 		return r;
 	r = etcfiles_install(p, root_fd, p->opts->writable, files);
