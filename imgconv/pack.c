@@ -198,8 +198,10 @@ static int pack_one(struct pack *p, int dfd, const char *name, int depth)
 		free(e.xattrs);
 		return berth_fail(r, "extended attributes of '/%s'", p->path);
 	}
-	if (S_ISREG(st.st_mode))
+	if (S_ISREG(st.st_mode)) {
+		e.size = (uint64_t)st.st_size;
 		return pack_file(p, fd, &e);
+	}
 	if (S_ISLNK(st.st_mode)) {
 		tl = readlinkat(dfd, name, p->target, sizeof(p->target) - 1);
 		if (tl < 0) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sqfs/block.h>
 #include <sqfs/block_processor.h>
 #include <sqfs/block_writer.h>
 #include <sqfs/compressor.h>
@@ -425,7 +426,12 @@ int sqfs_out_open(const char *path, const struct imgconv_convert_opts *opts, uin
 
 int sqfs_out_file_begin(struct sqfs_out *o, struct tnode *n)
 {
-	int r = sqfs_block_processor_begin_file(o->proc, &n->u.file.sq, NULL, 0);
+	/* The tail of a file of a block or more gets a short block of its own,
+	 * as with mksquashfs: packed into a shared fragment block instead,
+	 * every read of such a file would also decompress a fragment block of
+	 * unrelated data (measurably slower through squashfuse). */
+	sqfs_u32 flags = n->u.file.size >= SQFS_DEFAULT_BLOCK_SIZE ? SQFS_BLK_DONT_FRAGMENT : 0;
+	int r = sqfs_block_processor_begin_file(o->proc, &n->u.file.sq, NULL, flags);
 
 	if (r != 0)
 		return sqfs_fail(r, o->file->err, "write '%s'", o->path);
