@@ -13,8 +13,13 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "imgconv/layer.h"
+#include "imgconv/layer_stream.h"
 
-enum layer_compression { LC_SNIFF, LC_NONE, LC_GZIP, LC_ZSTD };
+/* Media type to compression: LS_* from layer_stream.h, -1 for foreign. */
+#define LC_SNIFF LS_SNIFF
+#define LC_NONE LS_NONE
+#define LC_GZIP LS_GZIP
+#define LC_ZSTD LS_ZSTD
 
 /* OCI image-spec media-types.md and the Docker schema 2 spec. */
 static const struct {
@@ -66,6 +71,7 @@ int layer_check_media_type(const struct layer_set *set, size_t idx)
 
 struct lreader {
 	struct archive *a;
+	struct lstream *ls;
 	int fd;
 	uint32_t member; /* number of the current header */
 };
@@ -74,6 +80,7 @@ static void lreader_close(struct lreader *lr)
 {
 	if (lr->a)
 		archive_read_free(lr->a);
+	lstream_free(lr->ls);
 	if (lr->fd >= 0)
 		close(lr->fd);
 }
@@ -97,32 +104,32 @@ static int archive_fail(const struct layer_set *set, size_t idx, struct archive 
 			   msg);
 }
 
-/* Is the stream compressed the way the media type says? */
-static int check_filter(const struct layer_set *set, size_t idx, struct archive *a, int comp)
+static la_ssize_t read_cb(struct archive *a, void *data, const void **buf)
 {
-	int seen = LC_NONE;
+	struct lreader *lr = data;
+	ssize_t n = lstream_read(lr->ls, buf);
 
-	for (int i = 0; i < archive_filter_count(a); i++) {
-		int code = archive_filter_code(a, i);
-
-		if (code == ARCHIVE_FILTER_GZIP)
-			seen = LC_GZIP;
-		else if (code == ARCHIVE_FILTER_ZSTD)
-			seen = LC_ZSTD;
+	if (n < 0) {
+		archive_set_error(a, n == BERTH_EFORMAT ? EILSEQ : (int)-n, "%s",
+				  lstream_error(lr->ls));
+		return -1;
 	}
-	if (comp == LC_SNIFF || comp == seen)
-		return 0;
-	return berth_failx(BERTH_EFORMAT, LAYER_FMT ": media type '%s' but the data is %s",
-			   LAYER_ARGS(set, idx), set->layers[idx].media_type,
-			   seen == LC_GZIP ? "gzip-compressed"
-			   : seen == LC_ZSTD ? "zstd-compressed" : "not compressed");
+	return n;
+}
+
+static const char *comp_name(int comp)
+{
+	return comp == LC_GZIP ? "gzip-compressed" : comp == LC_ZSTD ? "zstd-compressed"
+								     : "not compressed";
 }
 
 static int lreader_open(const struct layer_set *set, size_t idx, struct lreader *lr)
 {
+	enum lstream_comp found;
 	int comp, r;
 
 	lr->a = NULL;
+	lr->ls = NULL;
 	lr->member = 0;
 	r = media_compression(set, idx, &comp);
 	if (r < 0)
@@ -130,19 +137,24 @@ static int lreader_open(const struct layer_set *set, size_t idx, struct lreader 
 	lr->fd = open(set->layers[idx].path, O_RDONLY | O_CLOEXEC);
 	if (lr->fd < 0)
 		return berth_fail(-errno, LAYER_FMT, LAYER_ARGS(set, idx));
+	r = lstream_open(lr->fd, (enum lstream_comp)comp, &lr->ls, &found);
+	if (r == BERTH_EFORMAT)
+		return berth_failx(r, LAYER_FMT ": media type '%s' but the data is %s",
+				   LAYER_ARGS(set, idx), set->layers[idx].media_type,
+				   comp_name(found));
+	if (r < 0)
+		return berth_fail(r, LAYER_FMT, LAYER_ARGS(set, idx));
 	lr->a = archive_read_new();
 	if (!lr->a)
 		return berth_fail(-ENOMEM, LAYER_FMT, LAYER_ARGS(set, idx));
-	/* Only what a layer may be: tar (ustar, pax, GNU), gzip or zstd.  No
-	 * other filter, so a hostile blob cannot make libarchive run an
-	 * external decompressor. */
+	/* Only what a layer may hold: tar (ustar, pax, GNU); decompression is
+	 * ours (layer_stream.c), and no libarchive filter is enabled, so a
+	 * hostile blob cannot make it run an external program either. */
 	archive_read_support_format_tar(lr->a);
 	archive_read_support_format_empty(lr->a);
-	archive_read_support_filter_gzip(lr->a);
-	archive_read_support_filter_zstd(lr->a);
-	if (archive_read_open_fd(lr->a, lr->fd, 256 * 1024) != ARCHIVE_OK)
+	if (archive_read_open(lr->a, lr, NULL, read_cb, NULL) != ARCHIVE_OK)
 		return archive_fail(set, idx, lr->a, NULL);
-	return check_filter(set, idx, lr->a, comp);
+	return 0;
 }
 
 /* Next header; 1 with an entry, 0 at the end. */
@@ -348,6 +360,13 @@ int layer_scan(const struct layer_set *set, size_t idx, struct tree *t, struct s
 		if (r < 0)
 			r = berth_fail_context(r, LAYER_FMT ": member '%s'", LAYER_ARGS(set, idx),
 					       raw ? raw : "");
+	}
+	if (r == 0) {
+		/* Check the compressed stream's trailer past the tar's end. */
+		r = lstream_drain(lr.ls);
+		if (r < 0)
+			r = berth_failx(r, LAYER_FMT ": %s",
+					LAYER_ARGS(set, idx), lstream_error(lr.ls));
 	}
 	lreader_close(&lr);
 	if (r < 0)

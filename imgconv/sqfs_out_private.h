@@ -24,6 +24,8 @@ struct sqfs_out {
 	bool anonymous;   /* O_TMPFILE, not yet linked */
 	bool tmp_created; /* tmp_path exists and is ours */
 	bool committed;
+	bool in_file;  /* between sqfs_out_file_begin and _end */
+	bool finished; /* the block processor has no block in flight */
 	struct ofile *file;
 	sqfs_super_t super;
 	sqfs_compressor_t *cmp, *uncmp;
