@@ -110,9 +110,21 @@ one_line() {
 	pkill -u "$BERTH_TEST_USER" -f '^sleep 2718' || true
 	wait || true
 	assert_no_leftovers
+	run as_user "$BERTH" run box sh -c 'rm /bin/wc; echo added >/added'
+	run as_user "$BERTH" export box "$USER_DIR/work/box.sqsh"
+	[ "$status" -eq 0 ]
+	run as_user "$BERTH" run "$USER_DIR/work/box.sqsh" sh -c 'cat /root/state /added; test ! -e /bin/wc && echo wc-gone; ls /proc | wc -l'
+	[ "${lines[0]}" = kept ]
+	[ "${lines[1]}" = added ]
+	[ "${lines[2]}" = wc-gone ]
+	unsquashfs -l "$USER_DIR/work/box.sqsh" | grep -q '/.berth/image.json'
+	! unsquashfs -l "$USER_DIR/work/box.sqsh" | grep -q 'squashfs-root/proc/'
 	run as_user "$BERTH" rm box
 	[ "$status" -eq 0 ]
 	[ ! -e "$(run_runtime_dir)/containers/box" ]
+	run as_user "$BERTH" export box "$USER_DIR/work/gone.sqsh"
+	one_line
+	[ ! -e "$USER_DIR/work/gone.sqsh" ]
 	run as_user "$BERTH" run --name tmpbox --rm "$IMG" sh -c 'echo hi >/x; cat /x'
 	[ "$output" = hi ]
 	[ ! -e "$(run_runtime_dir)/containers/tmpbox" ]
