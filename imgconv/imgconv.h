@@ -101,8 +101,8 @@ struct imgconv_layer {
 };
 
 struct imgconv_convert_opts {
-	const char *compression;    /* lz4 | zstd | gzip | xz */
-	unsigned compression_level; /* 0: default */
+	const char *compression;    /* lz4 | zstd | gzip | xz (NULL: lz4) */
+	unsigned compression_level; /* 0: default; lz4: 1 selects LZ4-HC */
 	unsigned threads;           /* 0: all cores */
 	const char *reference;      /* recorded in /.berth/image.json */
 	const char *manifest_digest;
@@ -115,6 +115,13 @@ struct imgconv_convert_opts {
 int imgconv_convert(const struct imgconv_layer *layers, size_t n_layers,
 		    const char *config_json, size_t config_len, const char *out_path,
 		    const struct imgconv_convert_opts *opts);
+
+/* Write a squashfs of the directory tree below dirfd (for `berth export`),
+ * owners, modes and xattrs kept, with config_json as /.berth/image.json.
+ * Everything is opened relative to dirfd without following symlinks;
+ * sockets are left out.  Same atomic output rules as imgconv_convert(). */
+int imgconv_pack_dir(int dirfd, const char *config_json, size_t len, const char *out_path,
+		     const struct imgconv_convert_opts *opts);
 
 /* ---- reading images back ---------------------------------------------- */
 

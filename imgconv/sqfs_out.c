@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sqfs/block.h>
 #include <sqfs/block_processor.h>
 #include <sqfs/block_writer.h>
 #include <sqfs/compressor.h>
@@ -193,9 +194,85 @@ int sqfs_out_check_opts(const struct imgconv_convert_opts *opts, int *id, unsign
 			   name);
 }
 
+/* libsquashfs 1.2's LZ4 compressor returns output larger than its input
+ * (e.g. 5 bytes for a 4-byte id table), which the meta data writer then
+ * stores "compressed"; the kernel and squashfuse cope, but unsquashfs
+ * rejects such a table as corrupt.  This shim reports "does not compress"
+ * instead, so such blocks are stored uncompressed as squashfs intends. */
+struct cmp_shim {
+	sqfs_compressor_t base;
+	sqfs_compressor_t *inner;
+};
+
+static sqfs_s32 shim_do_block(sqfs_compressor_t *base, const sqfs_u8 *in, sqfs_u32 size,
+			      sqfs_u8 *out, sqfs_u32 outsize)
+{
+	struct cmp_shim *s = (struct cmp_shim *)base;
+	sqfs_s32 r = s->inner->do_block(s->inner, in, size, out, outsize);
+
+	return r > 0 && (sqfs_u32)r >= size ? 0 : r;
+}
+
+static void shim_get_configuration(const sqfs_compressor_t *base, sqfs_compressor_config_t *cfg)
+{
+	const struct cmp_shim *s = (const struct cmp_shim *)base;
+
+	s->inner->get_configuration(s->inner, cfg);
+}
+
+static int shim_write_options(sqfs_compressor_t *base, sqfs_file_t *file)
+{
+	struct cmp_shim *s = (struct cmp_shim *)base;
+
+	return s->inner->write_options(s->inner, file);
+}
+
+static int shim_read_options(sqfs_compressor_t *base, sqfs_file_t *file)
+{
+	struct cmp_shim *s = (struct cmp_shim *)base;
+
+	return s->inner->read_options(s->inner, file);
+}
+
+static void shim_destroy(sqfs_object_t *base)
+{
+	sqfs_destroy(((struct cmp_shim *)base)->inner);
+	free(base);
+}
+
+static sqfs_compressor_t *shim_new(sqfs_compressor_t *inner);
+
+/* Worker threads each get a copy of the compressor. */
+static sqfs_object_t *shim_copy(const sqfs_object_t *base)
+{
+	sqfs_compressor_t *inner = sqfs_copy(((const struct cmp_shim *)base)->inner);
+	sqfs_compressor_t *s = inner ? shim_new(inner) : NULL;
+
+	if (!s)
+		sqfs_destroy(inner);
+	return (sqfs_object_t *)s;
+}
+
+static sqfs_compressor_t *shim_new(sqfs_compressor_t *inner)
+{
+	struct cmp_shim *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->base.base.destroy = shim_destroy;
+	s->base.base.copy = shim_copy;
+	s->base.get_configuration = shim_get_configuration;
+	s->base.write_options = shim_write_options;
+	s->base.read_options = shim_read_options;
+	s->base.do_block = shim_do_block;
+	s->inner = inner;
+	return &s->base;
+}
+
 static int make_compressors(struct sqfs_out *o, int id, unsigned level)
 {
 	sqfs_compressor_config_t cfg;
+	sqfs_compressor_t *inner;
 	sqfs_u16 flags = 0;
 	int r;
 
@@ -205,9 +282,14 @@ static int make_compressors(struct sqfs_out *o, int id, unsigned level)
 	if (r == 0 && id != SQFS_COMP_LZ4 && level > 0)
 		cfg.level = level;
 	if (r == 0)
-		r = sqfs_compressor_create(&cfg, &o->cmp);
+		r = sqfs_compressor_create(&cfg, &inner);
 	if (r != 0)
 		return sqfs_fail(r, 0, "compressor %s", sqfs_compressor_name_from_id(id));
+	o->cmp = shim_new(inner);
+	if (!o->cmp) {
+		sqfs_destroy(inner);
+		return berth_fail(-ENOMEM, "compressor");
+	}
 	/* A second instance that decompresses: the block processor reads
 	 * fragments back to compare them byte for byte before deduplicating,
 	 * instead of trusting a 32-bit hash. */
@@ -344,7 +426,12 @@ int sqfs_out_open(const char *path, const struct imgconv_convert_opts *opts, uin
 
 int sqfs_out_file_begin(struct sqfs_out *o, struct tnode *n)
 {
-	int r = sqfs_block_processor_begin_file(o->proc, &n->u.file.sq, NULL, 0);
+	/* The tail of a file of a block or more gets a short block of its own,
+	 * as with mksquashfs: packed into a shared fragment block instead,
+	 * every read of such a file would also decompress a fragment block of
+	 * unrelated data (measurably slower through squashfuse). */
+	sqfs_u32 flags = n->u.file.size >= SQFS_DEFAULT_BLOCK_SIZE ? SQFS_BLK_DONT_FRAGMENT : 0;
+	int r = sqfs_block_processor_begin_file(o->proc, &n->u.file.sq, NULL, flags);
 
 	if (r != 0)
 		return sqfs_fail(r, o->file->err, "write '%s'", o->path);

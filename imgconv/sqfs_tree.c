@@ -206,6 +206,8 @@ int sqfs_out_finish(struct sqfs_out *o, struct tree *t)
 	if (r == 0)
 		r = sqfs_xattr_writer_flush(o->xwr, &o->file->base, &o->super, o->cmp);
 	if (r == 0) {
+		/* Only files smaller than a block are packed into fragments. */
+		o->super.flags &= (sqfs_u16)~SQFS_FLAG_ALWAYS_FRAGMENTS;
 		o->super.bytes_used = o->file->size;
 		r = sqfs_super_write(&o->super, &o->file->base);
 	}

@@ -10,6 +10,10 @@
 /* Symlinks followed while resolving one parent path, as the kernel's
  * MAXSYMLINKS. */
 #define TREE_MAX_HOPS 40
+/* Directory nesting.  One member's path cannot nest deeper than about 2048,
+ * but members placed through symlinks could stack without limit, and the
+ * walks over the tree recurse. */
+#define TREE_MAX_DEPTH 2048
 
 static struct tnode *node_new(uint32_t mode, uint32_t mtime)
 {
@@ -153,10 +157,23 @@ static long dir_find(const struct tnode *dir, const char *name, size_t len)
 	return -lo - 1;
 }
 
+static unsigned dir_depth(const struct tnode *dir)
+{
+	unsigned depth = 0;
+
+	for (; dir && depth <= TREE_MAX_DEPTH; dir = dir->u.dir.parent)
+		depth++;
+	return depth;
+}
+
 static int dir_insert(struct tnode *dir, long pos, const char *name, size_t len,
 		      struct tnode *child, uint32_t stamp)
 {
 	struct tdent *d;
+
+	if (S_ISDIR(child->mode) && dir_depth(dir) >= TREE_MAX_DEPTH)
+		return berth_failx(BERTH_EFORMAT, "directories nested deeper than %d",
+				   TREE_MAX_DEPTH);
 
 	if (dir->u.dir.n == UINT32_MAX)
 		return berth_failx(BERTH_EFORMAT, "too many entries in one directory");

@@ -25,6 +25,7 @@ int cmd_create(struct berth_config *cfg, int argc, char **argv);
 int cmd_ps(struct berth_config *cfg, int argc, char **argv);
 int cmd_exec(struct berth_config *cfg, int argc, char **argv);
 int cmd_rm(struct berth_config *cfg, int argc, char **argv);
+int cmd_export(struct berth_config *cfg, int argc, char **argv);
 int cmd_import(struct berth_config *cfg, int argc, char **argv);
 int cmd_images(struct berth_config *cfg, int argc, char **argv);
 int cmd_rmi(struct berth_config *cfg, int argc, char **argv);

@@ -212,6 +212,10 @@ char *launcher_named_dir(const struct berth_config *cfg, const char *name);
 /* Is name a valid container name ([A-Za-z0-9][A-Za-z0-9_.-]*, <= 64)? */
 bool launcher_name_valid(const char *name);
 
+/* Write image + writable layer of a named container that is not running
+ * as a new squashfs at out (atomically). */
+int launcher_export(const struct berth_config *cfg, const char *name, const char *out);
+
 int launcher_list(const struct berth_config *cfg, struct launcher_entry **out, size_t *n);
 void launcher_list_free(struct launcher_entry *v, size_t n);
 

@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	{"ps", cmd_ps, "list named and running containers"},
 	{"exec", cmd_exec, "run a command in a running container"},
 	{"rm", cmd_rm, "remove named containers"},
+	{"export", cmd_export, "save a named container (image + changes) as a .sqsh file"},
 	{"import", cmd_import, "fetch an image and convert it to a squashfs file"},
 	{"images", cmd_images, "list the images in the cache"},
 	{"rmi", cmd_rmi, "remove images from the cache"},
