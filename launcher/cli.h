@@ -20,6 +20,11 @@ int cli_fail(int code);
 
 int cmd_doctor(struct berth_config *cfg, int argc, char **argv);
 int cmd_config(struct berth_config *cfg, int argc, char **argv);
+int cmd_run(struct berth_config *cfg, int argc, char **argv);
+int cmd_create(struct berth_config *cfg, int argc, char **argv);
+int cmd_ps(struct berth_config *cfg, int argc, char **argv);
+int cmd_exec(struct berth_config *cfg, int argc, char **argv);
+int cmd_rm(struct berth_config *cfg, int argc, char **argv);
 int cmd_import(struct berth_config *cfg, int argc, char **argv);
 int cmd_images(struct berth_config *cfg, int argc, char **argv);
 int cmd_rmi(struct berth_config *cfg, int argc, char **argv);

@@ -12,6 +12,11 @@
 static const struct cli_command commands[] = {
 	{"config", cmd_config, "print the effective configuration and where each value came from"},
 	{"doctor", cmd_doctor, "check that this host can run berth containers"},
+	{"run", cmd_run, "run a command in an image, unprivileged"},
+	{"create", cmd_create, "make a named container with a persistent writable layer"},
+	{"ps", cmd_ps, "list named and running containers"},
+	{"exec", cmd_exec, "run a command in a running container"},
+	{"rm", cmd_rm, "remove named containers"},
 	{"import", cmd_import, "fetch an image and convert it to a squashfs file"},
 	{"images", cmd_images, "list the images in the cache"},
 	{"rmi", cmd_rmi, "remove images from the cache"},

@@ -1,0 +1,298 @@
+/* berth run, berth create. */
+#include "config.h"
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "common/error.h"
+#include "common/util.h"
+#include "imgconv/imgconv.h"
+#include "launcher/cli.h"
+#include "launcher/launcher.h"
+#include "launcher/runcmd.h"
+
+extern char **environ;
+
+struct run_cli {
+	struct launcher_mounts mounts;
+	char **user_env;
+	const char *workdir, *entrypoint, *hostname, *name;
+	bool no_entrypoint, pid_ns, rm;
+	int remap_root, mount_home, writable; /* -1: from the config */
+};
+
+static void run_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: berth run [OPTIONS] IMAGE [--] [CMD [ARG...]]\n"
+		"Run IMAGE (a .sqsh file, a named container, or a reference to import).\n\n"
+		"  -v, --mount SRC:DST[:FLAGS]  bind SRC at DST; FLAGS ro,rw,nosuid,nodev,noexec,\n"
+		"                               rbind,private,slave joined by '+' or ','\n"
+		"  -e, --env NAME[=VALUE]       set (or pass from the host) a variable\n"
+		"      --env-file FILE          NAME=VALUE lines\n"
+		"  -w, --workdir DIR            working directory (default: the image's)\n"
+		"      --entrypoint CMD         replace the image's Entrypoint ('' for none)\n"
+		"      --no-entrypoint          run CMD (or the image's Cmd) without Entrypoint\n"
+		"      --remap-root, --no-remap-root    appear as root (uid 0) inside\n"
+		"      --mount-home, --no-mount-home    bind $HOME\n"
+		"      --writable, --readonly   writable overlay on the image, or none\n"
+		"      --pid                    own PID namespace with a minimal init\n"
+		"      --hostname NAME          own UTS namespace with this host name\n"
+		"      --name NAME              use (or create) the named container NAME\n"
+		"      --rm                     remove the named container afterwards\n"
+		"Exit status: the command's; 128+N if signal N killed it; 127 command not\n"
+		"found; 126 not executable; 1 when berth itself failed.\n");
+}
+
+static int is_regular(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Everything that is not a file or a named container is a reference for
+ * imgconv (cache hit, or pulled and converted now). */
+static int import_image(const struct berth_config *cfg, const char *text, char **path)
+{
+	struct imgconv_import_opts io = {.flags = isatty(2) ? IMGCONV_PROGRESS : IMGCONV_QUIET};
+
+	return imgconv_import(cfg, text, &io, path);
+}
+
+static int resolve_image(const struct berth_config *cfg, const char *text, char **path,
+			 const char **named)
+{
+	int r;
+
+	*named = NULL;
+	if (is_regular(text)) {
+		*path = realpath(text, NULL);
+		return *path ? 0 : berth_fail(-errno, "image '%s'", text);
+	}
+	if (text[0] == '/' || str_startswith(text, "./") || str_startswith(text, "../") ||
+	    str_endswith(text, ".sqsh") || str_endswith(text, ".squashfs")) {
+		if (access(text, F_OK) < 0)
+			return berth_fail(-errno, "image '%s'", text);
+		return berth_failx(BERTH_EINVAL_INPUT, "image '%s': not a regular file", text);
+	}
+	r = launcher_named_image(cfg, text, path);
+	if (r == 0) {
+		*named = text;
+		return 0;
+	}
+	berth_error_clear();
+	return import_image(cfg, text, path);
+}
+
+static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run_cli *o)
+{
+	enum { O_ENVFILE = 256, O_ENTRY, O_NOENTRY, O_REMAP, O_NOREMAP, O_HOME, O_NOHOME,
+	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM };
+	static const struct option opts[] = {
+		{"mount", required_argument, NULL, 'v'},
+		{"volume", required_argument, NULL, 'v'},
+		{"env", required_argument, NULL, 'e'},
+		{"env-file", required_argument, NULL, O_ENVFILE},
+		{"workdir", required_argument, NULL, 'w'},
+		{"entrypoint", required_argument, NULL, O_ENTRY},
+		{"no-entrypoint", no_argument, NULL, O_NOENTRY},
+		{"remap-root", no_argument, NULL, O_REMAP},
+		{"no-remap-root", no_argument, NULL, O_NOREMAP},
+		{"mount-home", no_argument, NULL, O_HOME},
+		{"no-mount-home", no_argument, NULL, O_NOHOME},
+		{"writable", no_argument, NULL, O_WRITABLE},
+		{"readonly", no_argument, NULL, O_READONLY},
+		{"pid", no_argument, NULL, O_PID},
+		{"hostname", required_argument, NULL, O_HOSTNAME},
+		{"name", required_argument, NULL, O_NAME},
+		{"rm", no_argument, NULL, O_RM},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, r;
+
+	(void)cfg;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+v:e:w:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			if ((r = launcher_mounts_parse(&o->mounts, optarg)) < 0)
+				return cli_fail(r) + 1;
+			break;
+		case 'e':
+			if ((r = launcher_env_parse(&o->user_env, optarg, environ)) < 0)
+				return cli_fail(r) + 1;
+			break;
+		case O_ENVFILE:
+			if ((r = launcher_env_parse_file(&o->user_env, optarg, environ)) < 0)
+				return cli_fail(r) + 1;
+			break;
+		case 'w':
+			if (optarg[0] != '/') {
+				cli_error("workdir '%s' is not an absolute path", optarg);
+				return 2;
+			}
+			o->workdir = optarg;
+			break;
+		case O_ENTRY: o->entrypoint = optarg; break;
+		case O_NOENTRY: o->no_entrypoint = true; break;
+		case O_REMAP: o->remap_root = 1; break;
+		case O_NOREMAP: o->remap_root = 0; break;
+		case O_HOME: o->mount_home = 1; break;
+		case O_NOHOME: o->mount_home = 0; break;
+		case O_WRITABLE: o->writable = 1; break;
+		case O_READONLY: o->writable = 0; break;
+		case O_PID: o->pid_ns = true; break;
+		case O_HOSTNAME: o->hostname = optarg; break;
+		case O_NAME: o->name = optarg; break;
+		case O_RM: o->rm = true; break;
+		case 'h':
+			run_usage(stdout);
+			return -1;
+		default:
+			run_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc && !o->name) {
+		cli_error("run: missing IMAGE (see 'berth run --help')");
+		return 2;
+	}
+	if (o->name && !launcher_name_valid(o->name)) {
+		cli_error("container name '%s': use letters, digits, '_', '.', '-'", o->name);
+		return 2;
+	}
+	if (o->hostname && (!*o->hostname || strlen(o->hostname) > 64)) {
+		cli_error("hostname '%s': must be 1 to 64 characters", o->hostname);
+		return 2;
+	}
+	return 0;
+}
+
+static enum launcher_overlay overlay_mode(const char *s)
+{
+	return streq(s, "kernel") ? LAUNCHER_OVERLAY_KERNEL
+	       : streq(s, "fuse") ? LAUNCHER_OVERLAY_FUSE : LAUNCHER_OVERLAY_AUTO;
+}
+
+/* --rm of a named container: the keeper must be gone before its layer. */
+static int remove_named(const struct berth_config *cfg, const char *name)
+{
+	for (int i = 0; i < 100; i++) {
+		int r = launcher_named_remove(cfg, name);
+
+		if (r != BERTH_EINVAL_INPUT)
+			return r < 0 ? cli_fail(r) : 0;
+		usleep(50 * 1000);
+	}
+	return cli_fail(launcher_named_remove(cfg, name));
+}
+
+static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char **argv)
+{
+	_cleanup_free_ char *image = NULL;
+	const char *named = NULL, *text = optind < argc ? argv[optind] : NULL;
+	struct launcher_container *c = NULL;
+	struct launcher_opts lo = {0};
+	struct payload p = {0};
+	int r, status;
+
+	if (text && (r = resolve_image(cfg, text, &image, &named)) < 0)
+		return cli_fail(r);
+	if (o->name && !named) {
+		if (!image && (r = launcher_named_image(cfg, o->name, &image)) < 0)
+			return cli_fail(r);
+		if ((r = launcher_named_create(cfg, o->name, image)) < 0)
+			return cli_fail(r);
+		named = o->name;
+	}
+	if (named && !o->name)
+		o->name = named;
+	lo = (struct launcher_opts){
+		.image = image, .name = named, .mounts = &o->mounts,
+		.writable = o->writable >= 0 ? o->writable : cfg->writable || named,
+		.remap_root = o->remap_root >= 0 ? o->remap_root : cfg->remap_root,
+		.mount_home = o->mount_home >= 0 ? o->mount_home : cfg->mount_home,
+		.hostname = o->hostname, .overlay = overlay_mode(cfg->overlay),
+	};
+	if (named && !lo.writable) {
+		cli_error("container '%s': a named container is always writable", named);
+		return 2;
+	}
+	r = launcher_create(cfg, &lo, &c);
+	if (r < 0)
+		return cli_fail(r);
+	p = (struct payload){
+		.container = c, .host_env = environ, .user_env = o->user_env,
+		.workdir = o->workdir, .entrypoint = o->entrypoint,
+		.no_entrypoint = o->no_entrypoint, .own_pid_ns = o->pid_ns,
+		.args = text && optind + 1 < argc ? argv + optind + 1 : NULL,
+	};
+	if (p.args && streq(p.args[0], "--"))
+		p.args = p.args[1] ? p.args + 1 : NULL;
+	status = payload_run(&p);
+	launcher_release(c);
+	if (o->rm && named && remove_named(cfg, named) != 0 && status == 0)
+		status = 1;
+	return status;
+}
+
+int cmd_run(struct berth_config *cfg, int argc, char **argv)
+{
+	struct run_cli o = {.remap_root = -1, .mount_home = -1, .writable = -1};
+	int r;
+
+	launcher_cleanup_stale(cfg);
+	r = parse_run(cfg, argc, argv, &o);
+	if (r == 0)
+		r = run_image(cfg, &o, argc, argv);
+	else if (r < 0)
+		r = 0;
+	launcher_mounts_clear(&o.mounts);
+	strv_free(o.user_env);
+	return r;
+}
+
+int cmd_create(struct berth_config *cfg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	_cleanup_free_ char *image = NULL;
+	const char *name = NULL, *named = NULL;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+n:h", opts, NULL)) != -1) {
+		if (c == 'n') {
+			name = optarg;
+		} else if (c == 'h') {
+			printf("Usage: berth create --name NAME IMAGE\n"
+			       "Make a named container: IMAGE plus a writable layer kept on disk\n"
+			       "under runtime_dir until 'berth rm NAME'.\n");
+			return 0;
+		} else {
+			return 2;
+		}
+	}
+	if (!name || optind + 1 != argc) {
+		cli_error("create: usage: berth create --name NAME IMAGE");
+		return 2;
+	}
+	launcher_cleanup_stale(cfg);
+	r = resolve_image(cfg, argv[optind], &image, &named);
+	if (r == 0 && named)
+		r = berth_failx(BERTH_EINVAL_INPUT, "image '%s' is a container name", argv[optind]);
+	if (r == 0)
+		r = launcher_named_create(cfg, name, image);
+	if (r < 0)
+		return cli_fail(r);
+	printf("%s\n", name);
+	return 0;
+}

@@ -1,0 +1,442 @@
+/* Create, find, join and release keepers (launcher.h "containers"). */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+#include "common/error.h"
+#include "common/lock.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "imgconv/imgconv.h"
+#include "launcher/container.h"
+#include "launcher/keeper.h"
+#include "launcher/launcher.h"
+
+struct launcher_container {
+	char *dir;
+	int ref_fd;
+	pid_t keeper;
+	bool own_uts;
+};
+
+pid_t launcher_keeper_pid(const struct launcher_container *c)
+{
+	return c->keeper;
+}
+
+const char *launcher_state_dir(const struct launcher_container *c)
+{
+	return c->dir;
+}
+
+void launcher_release(struct launcher_container *c)
+{
+	if (!c)
+		return;
+	if (c->ref_fd >= 0)
+		close(c->ref_fd);
+	free(c->dir);
+	free(c);
+}
+
+/* Everything that changes what the keeper builds goes into its key, so a
+ * run joins only a keeper that would look the same as a fresh one. */
+static int options_key(const struct launcher_opts *o, char out[33])
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	struct stat st;
+
+	if (!f)
+		return -ENOMEM;
+	if (stat(o->image, &st) == 0)
+		fprintf(f, "%s %lu %lu %ld\n", o->image, (unsigned long)st.st_dev,
+			(unsigned long)st.st_ino, (long)st.st_mtime);
+	fprintf(f, "w%d r%d h%d o%d n=%s host=%s\n", o->writable, o->remap_root, o->mount_home,
+		o->overlay, o->name ? o->name : "", o->hostname ? o->hostname : "");
+	fprintf(f, "home=%s\n", getenv("HOME") ? getenv("HOME") : "");
+	for (size_t i = 0; o->mounts && i < o->mounts->n; i++) {
+		const struct launcher_mount *m = &o->mounts->v[i];
+
+		fprintf(f, "m %d %s %s %u\n", m->kind, m->source ? m->source : "", m->target,
+			m->flags);
+	}
+	if (fclose(f) != 0)
+		return -ENOMEM;
+	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL))
+		return -EIO;
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+static int preflight(const struct launcher_opts *o)
+{
+	int r = imgconv_check_squashfs(o->image);
+
+	if (r < 0)
+		return berth_fail_context(r, "image '%s'", o->image);
+	for (size_t i = 0; o->mounts && i < o->mounts->n; i++) {
+		const struct launcher_mount *m = &o->mounts->v[i];
+
+		if (m->kind == LAUNCHER_MOUNT_BIND && access(m->source, F_OK) < 0)
+			return berth_fail(-errno, "mount source '%s'", m->source);
+	}
+	return 0;
+}
+
+/* Connect with "ref" and wait for the keeper's answer. */
+static int take_ref(const char *dir, struct launcher_container **out)
+{
+	_cleanup_free_ struct launcher_container *c = calloc(1, sizeof(*c));
+	char buf[16] = "";
+	ssize_t n;
+
+	if (!c || !(c->dir = strdup(dir)))
+		return -ENOMEM;
+	c->ref_fd = keeper_connect(dir, "ref", &c->keeper);
+	if (c->ref_fd < 0) {
+		int r = c->ref_fd;
+
+		free(c->dir);
+		return r;
+	}
+	n = read(c->ref_fd, buf, sizeof(buf) - 1);
+	if (n < 3 || strncmp(buf, "ok", 2) != 0) {
+		close(c->ref_fd);
+		free(c->dir);
+		return -ECONNREFUSED;
+	}
+	*out = TAKE_PTR(c);
+	return 0;
+}
+
+static int write_info(const char *dir, const struct launcher_opts *o, const char *key)
+{
+	_cleanup_free_ char *path = path_join(dir, "info"),
+			    *text = xasprintf("image=%s\nname=%s\nkey=%s\nhostname=%s\n", o->image,
+					      o->name ? o->name : "", key,
+					      o->hostname ? o->hostname : "");
+
+	if (!path || !text)
+		return -ENOMEM;
+	return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+static int make_state_dir(const char *dir)
+{
+	static const char *const sub[] = {"lower", "root", "rw"};
+
+	if (mkdir(dir, 0700) < 0)
+		return berth_fail(-errno, "create '%s'", dir);
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+		_cleanup_free_ char *p = path_join(dir, sub[i]);
+
+		if (!p || mkdir(p, 0700) < 0)
+			return berth_fail(p ? -errno : -ENOMEM, "create '%s'", dir);
+	}
+	return 0;
+}
+
+struct who {
+	char *home, *user, *group, *shell;
+};
+
+static void who_clear(struct who *w)
+{
+	free(w->home);
+	free(w->user);
+	free(w->group);
+	free(w->shell);
+}
+
+static int who_am_i(struct who *w)
+{
+	struct passwd *pw = getpwuid(getuid());
+	struct group *gr = getgrgid(getgid());
+	const char *home = getenv("HOME");
+
+	if (!home || home[0] != '/')
+		home = pw ? pw->pw_dir : "/";
+	w->home = strdup(home);
+	w->user = pw ? strdup(pw->pw_name) : xasprintf("u%u", (unsigned)getuid());
+	w->group = gr ? strdup(gr->gr_name) : xasprintf("g%u", (unsigned)getgid());
+	w->shell = strdup(pw && pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+	return w->home && w->user && w->group && w->shell ? 0 : -ENOMEM;
+}
+
+/* Read the keeper's status line: "ok" or "<code> <message>". */
+static int read_status(int fd)
+{
+	char buf[1024];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	char *msg;
+	long code;
+
+	if (n <= 0)
+		return berth_failx(BERTH_ECHILD_FAILED, "the container keeper died while starting");
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (streq(buf, "ok"))
+		return 0;
+	code = strtol(buf, &msg, 10);
+	if (code >= 0 || code < -(BERTH_EBASE + 100))
+		code = BERTH_ECHILD_FAILED;
+	return berth_failx((int)code, "%s", *msg ? msg + 1 : "the container keeper failed");
+}
+
+static int spawn_keeper(const struct berth_config *cfg, const struct launcher_opts *o,
+			const char *dir, const char *key)
+{
+	_cleanup_free_ char *upper = o->name ? launcher_named_dir(cfg, o->name) : NULL;
+	struct who w = {0};
+	struct keeper_args a = {0};
+	int sp[2], r, status;
+	pid_t pid;
+
+	if ((o->name && !upper) || (r = who_am_i(&w)) < 0) {
+		who_clear(&w);
+		return -ENOMEM;
+	}
+	a = (struct keeper_args){
+		.plan = {.opts = o, .state_dir = dir, .upper_dir = upper,
+			 .uid = o->remap_root ? 0 : getuid(), .gid = o->remap_root ? 0 : getgid(),
+			 .home = w.home, .user_name = w.user, .group_name = w.group,
+			 .shell = w.shell},
+		.runtime_dir = cfg->runtime_dir, .key = key, .linger = cfg->mount_linger,
+	};
+	if (pipe2(sp, O_CLOEXEC) < 0) {
+		who_clear(&w);
+		return berth_fail(-errno, "pipe");
+	}
+	pid = fork();
+	if (pid == 0) {
+		/* Double fork: the keeper is nobody's child to wait for, and
+		 * its own session keeps it out of the caller's job control. */
+		close(sp[0]);
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		a.status_fd = sp[1];
+		keeper_main(&a);
+	}
+	close(sp[1]);
+	who_clear(&w);
+	if (pid < 0) {
+		close(sp[0]);
+		return berth_fail(-errno, "fork");
+	}
+	waitpid(pid, &status, 0);
+	r = read_status(sp[0]);
+	close(sp[0]);
+	return r;
+}
+
+static char *keeper_dir(const struct berth_config *cfg, const char *key)
+{
+	return xasprintf("%s/keepers/%s", cfg->runtime_dir, key);
+}
+
+static int key_for(const struct launcher_opts *o, char *key, size_t size)
+{
+	char hash[33];
+	int r = options_key(o, hash);
+
+	if (r < 0)
+		return r;
+	if (o->name)
+		snprintf(key, size, "n-%s", o->name);
+	else
+		snprintf(key, size, "k-%s", hash);
+	return 0;
+}
+
+/* A named container's keeper must have been built with the same options. */
+static int check_same(const char *dir, const struct launcher_opts *o)
+{
+	_cleanup_free_ char *info = path_join(dir, "info"), *text = NULL, *want = NULL;
+	char hash[33];
+
+	if (!info || options_key(o, hash) < 0)
+		return -ENOMEM;
+	if (read_file(info, 0, &text, NULL) < 0)
+		return 0;
+	want = xasprintf("key=%s\n", hash);
+	if (want && !strstr(text, want))
+		return berth_failx(BERTH_EINVAL_INPUT,
+				   "container '%s' is running with other options; use "
+				   "'berth exec %s' or stop it first",
+				   o->name, o->name);
+	return 0;
+}
+
+int launcher_create(const struct berth_config *cfg, const struct launcher_opts *o,
+		    struct launcher_container **out)
+{
+	_cleanup_free_ char *lock = path_join(cfg->runtime_dir, "lock"),
+			    *keepers = path_join(cfg->runtime_dir, "keepers"), *dir = NULL;
+	_cleanup_close_ int lock_fd = -1;
+	char key[128], hash[33];
+	int r;
+
+	if (!lock || !keepers)
+		return -ENOMEM;
+	if ((r = preflight(o)) < 0)
+		return r;
+	if ((r = key_for(o, key, sizeof(key))) < 0 || (r = options_key(o, hash)) < 0)
+		return r;
+	if ((r = mkdir_p(keepers, 0700)) < 0)
+		return berth_fail(r, "create '%s'", keepers);
+	lock_fd = lock_path(lock, false, true);
+	if (lock_fd < 0)
+		return berth_fail(lock_fd, "lock '%s'", lock);
+	launcher_cleanup_locked(cfg);
+	dir = keeper_dir(cfg, key);
+	if (!dir)
+		return -ENOMEM;
+	if (access(dir, F_OK) == 0) {
+		if (o->name && (r = check_same(dir, o)) < 0)
+			return r;
+		if (take_ref(dir, out) == 0) {
+			log_debug("joining the running keeper %d in '%s'", (int)(*out)->keeper, dir);
+			return 0;
+		}
+		rm_rf(dir);
+	}
+	if ((r = make_state_dir(dir)) < 0 || (r = write_info(dir, o, hash)) < 0) {
+		rm_rf(dir);
+		return r;
+	}
+	r = spawn_keeper(cfg, o, dir, key);
+	if (r == 0)
+		r = take_ref(dir, out);
+	if (r < 0) {
+		int saved = r;
+
+		rm_rf(dir);
+		return saved;
+	}
+	return 0;
+}
+
+int launcher_open(const struct berth_config *cfg, const char *dir_or_name,
+		  struct launcher_container **out)
+{
+	_cleanup_free_ char *dir = NULL;
+	int r;
+
+	if (strchr(dir_or_name, '/'))
+		dir = strdup(dir_or_name);
+	else
+		dir = xasprintf("%s/keepers/n-%s", cfg->runtime_dir, dir_or_name);
+	if (!dir)
+		return -ENOMEM;
+	r = take_ref(dir, out);
+	if (r < 0)
+		return berth_failx(BERTH_ENOTFOUND, "container '%s' is not running", dir_or_name);
+	return 0;
+}
+
+static bool same_ns(pid_t pid, const char *ns)
+{
+	char p[64];
+	struct stat a, b;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns);
+	if (stat(p, &a) < 0)
+		return false;
+	snprintf(p, sizeof(p), "/proc/self/ns/%s", ns);
+	return stat(p, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/* setns by /proc/PID/ns files: the fallback for kernels without pidfd
+ * setns (< 5.8), and how berth exec joins an arbitrary process. */
+static int join_ns_files(pid_t pid, bool uts)
+{
+	static const struct {
+		const char *name;
+		int type;
+	} order[] = {{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}};
+	int fds[3] = {-1, -1, -1}, r = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(order) && r == 0; i++) {
+		char p[64];
+
+		if (order[i].type == CLONE_NEWUTS && !uts)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, order[i].name);
+		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			r = berth_fail(-errno, "open '%s'", p);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(order) && r == 0; i++)
+		if (fds[i] >= 0 && setns(fds[i], order[i].type) < 0)
+			r = berth_fail(-errno, "join the %s namespace of process %d", order[i].name,
+				       (int)pid);
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return r;
+}
+
+static int join_keeper_ns(pid_t pid, bool uts)
+{
+	int flags = CLONE_NEWUSER | CLONE_NEWNS | (uts ? CLONE_NEWUTS : 0);
+	long pfd = syscall(SYS_pidfd_open, pid, 0);
+	int r;
+
+	if (pfd < 0)
+		return join_ns_files(pid, uts);
+	/* One call joins them all in the right order (setns(2), 5.8+). */
+	r = setns((int)pfd, flags);
+	close((int)pfd);
+	if (r == 0)
+		return 0;
+	if (errno != EINVAL)
+		return berth_fail(-errno, "join the container of keeper %d", (int)pid);
+	return join_ns_files(pid, uts);
+}
+
+int launcher_join(struct launcher_container *c)
+{
+	_cleanup_close_ int fd = -1;
+	char buf[16] = "";
+	pid_t peer = 0;
+	ssize_t n;
+
+	fd = keeper_connect(c->dir, "hold", &peer);
+	if (fd < 0)
+		return berth_fail(fd, "contact the container keeper in '%s'", c->dir);
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 2 || strncmp(buf, "ok", 2) != 0)
+		return berth_failx(BERTH_ECHILD_FAILED, "the container keeper refused to track us");
+	/* Tracked by pidfd from here on; the connection may go. */
+	return join_keeper_ns(peer, !same_ns(peer, "uts"));
+}
+
+int launcher_join_pid(pid_t pid)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/%d", (int)pid);
+	if (access(p, F_OK) < 0)
+		return berth_failx(BERTH_ENOTFOUND, "process %d: no such process", (int)pid);
+	if (same_ns(pid, "user") || same_ns(pid, "mnt"))
+		return berth_failx(BERTH_EINVAL_INPUT, "process %d is not in a berth container",
+				   (int)pid);
+	return join_ns_files(pid, !same_ns(pid, "uts"));
+}

@@ -1,0 +1,16 @@
+/* Internal to launcher/: state-dir housekeeping shared by container.c and
+ * named.c. */
+#ifndef BERTH_CONTAINER_H
+#define BERTH_CONTAINER_H
+
+#include "common/conf.h"
+
+/* Remove keepers/<key> dirs whose keeper is gone; the caller holds
+ * runtime_dir/lock. */
+void launcher_cleanup_locked(const struct berth_config *cfg);
+
+/* Remove a tree the user owns even where it has mode 0 directories (the
+ * overlay's work/work); never crosses mounts or follows symlinks. */
+int rm_rf_owned(const char *path);
+
+#endif

@@ -1,0 +1,169 @@
+/* /etc files of the container: the caller in passwd and group, and the
+ * host's hosts, resolv.conf and localtime.  In a writable container they
+ * are written into the overlay (so adduser and friends keep working); in a
+ * read-only one they are bound over the image's files when those exist. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "launcher/rootfs.h"
+#include "launcher/safepath.h"
+
+/* Content of /etc/NAME in the image ("" when missing). */
+static int read_image_file(int root_fd, const char *path, char **out)
+{
+	_cleanup_close_ int fd = safe_open(root_fd, path, O_RDONLY);
+	char p[64];
+
+	if (fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP) {
+		*out = strdup("");
+		return *out ? 0 : -ENOMEM;
+	}
+	if (fd < 0)
+		return berth_fail(fd, "open '%s' in the image", path);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return read_file(p, 4u << 20, out, NULL);
+}
+
+/* Is there a line whose field number `field` (0-based, ':'-separated)
+ * equals value? */
+static bool has_entry(const char *text, unsigned field, const char *value)
+{
+	size_t vlen = strlen(value);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *f = l;
+
+		for (unsigned i = 0; i < field && f; i++) {
+			f = strchr(f, ':');
+			f = f ? f + 1 : NULL;
+		}
+		if (f && strncmp(f, value, vlen) == 0 && (f[vlen] == ':' || f[vlen] == '\n' ||
+							  f[vlen] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+static char *with_line(const char *text, const char *line)
+{
+	size_t n = strlen(text);
+
+	return xasprintf("%s%s%s\n", text, n && text[n - 1] != '\n' ? "\n" : "", line);
+}
+
+static int put_file(int root_fd, const char *name, const char *content, bool writable,
+		    const char *files_dir)
+{
+	_cleanup_free_ char *path = xasprintf("/etc/%s", name);
+	_cleanup_close_ int etc = -1, fd = -1;
+	size_t len = strlen(content);
+
+	if (!path)
+		return -ENOMEM;
+	if (!writable) {
+		_cleanup_free_ char *host = path_join(files_dir, name);
+		int r;
+
+		if (!host)
+			return -ENOMEM;
+		fd = safe_open(root_fd, path, O_PATH);
+		if (fd < 0) {
+			log_debug("read-only image has no '%s': left out", path);
+			return 0;
+		}
+		r = write_file_atomic(host, content, len, 0644);
+		if (r < 0)
+			return berth_fail(r, "write '%s'", host);
+		return rootfs_bind(root_fd, host, path, LAUNCHER_MNT_RO, false);
+	}
+	etc = safe_mkpath(root_fd, "/etc", false);
+	if (etc < 0)
+		return berth_fail(etc, "create /etc in the container");
+	close(etc);
+	etc = safe_open(root_fd, "/etc", O_RDONLY | O_DIRECTORY);
+	if (etc < 0)
+		return berth_fail(etc, "open /etc in the container");
+	/* Replace whatever is there (a symlink out of the image included)
+	 * with a plain file; never write through a link. */
+	if (unlinkat(etc, name, 0) < 0 && errno != ENOENT)
+		return berth_fail(-errno, "replace '%s'", path);
+	fd = openat(etc, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return berth_fail(-errno, "create '%s'", path);
+	if (write(fd, content, len) != (ssize_t)len)
+		return berth_fail(-errno, "write '%s'", path);
+	return 0;
+}
+
+static int copy_host(int root_fd, const char *name, bool writable, const char *files_dir)
+{
+	_cleanup_free_ char *host = xasprintf("/etc/%s", name), *buf = NULL;
+	int r;
+
+	if (!host)
+		return -ENOMEM;
+	r = read_file(host, 4u << 20, &buf, NULL);
+	if (r == -ENOENT) {
+		log_debug("host has no '%s'", host);
+		return 0;
+	}
+	if (r < 0)
+		return berth_fail(r, "read '%s'", host);
+	return put_file(root_fd, name, buf, writable, files_dir);
+}
+
+static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
+			const char *files_dir)
+{
+	_cleanup_free_ char *pw = NULL, *gr = NULL, *npw = NULL, *ngr = NULL;
+	char id[32];
+	const char *name = p->user_name ? p->user_name : "user";
+	int r;
+
+	r = read_image_file(root_fd, "/etc/passwd", &pw);
+	if (r == 0)
+		r = read_image_file(root_fd, "/etc/group", &gr);
+	if (r < 0)
+		return r;
+	snprintf(id, sizeof(id), "%u", (unsigned)p->uid);
+	if (!has_entry(pw, 2, id)) {
+		_cleanup_free_ char *line = xasprintf("%s:x:%u:%u:%s:%s:%s", name, (unsigned)p->uid,
+						      (unsigned)p->gid, name, p->home ? p->home : "/",
+						      p->shell ? p->shell : "/bin/sh");
+
+		if (!line || !(npw = with_line(pw, line)))
+			return -ENOMEM;
+		if ((r = put_file(root_fd, "passwd", npw, writable, files_dir)) < 0)
+			return r;
+	}
+	snprintf(id, sizeof(id), "%u", (unsigned)p->gid);
+	if (!has_entry(gr, 2, id)) {
+		_cleanup_free_ char *line = xasprintf("%s:x:%u:", p->group_name ? p->group_name : name,
+						      (unsigned)p->gid);
+
+		if (!line || !(ngr = with_line(gr, line)))
+			return -ENOMEM;
+		if ((r = put_file(root_fd, "group", ngr, writable, files_dir)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
+		     const char *files_dir)
+{
+	static const char *const copied[] = {"hosts", "resolv.conf", "localtime"};
+	int r = passwd_group(p, root_fd, writable, files_dir);
+
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(copied); i++)
+		r = copy_host(root_fd, copied[i], writable, files_dir);
+	return r;
+}

@@ -1,0 +1,144 @@
+/* The last steps before the payload: PATH lookup inside the container and
+ * execve, and the minimal init of --pid. */
+#include "config.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common/error.h"
+#include "common/util.h"
+#include "launcher/exec.h"
+#include "launcher/launcher.h"
+
+static const char *env_path(char *const *envp)
+{
+	for (size_t i = 0; envp && envp[i]; i++)
+		if (str_startswith(envp[i], "PATH="))
+			return envp[i] + 5;
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+int launcher_exec(char *const *argv, char *const *envp)
+{
+	_cleanup_strv_ char **dirs = NULL;
+	int err = ENOENT;
+
+	if (!argv || !argv[0] || !*argv[0])
+		return berth_failx(BERTH_EINVAL_INPUT, "empty command");
+	/* execvpe() would search the PATH of berth's own environment, not
+	 * the container's. */
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], argv, envp);
+		err = errno;
+	} else {
+		dirs = strv_split(env_path(envp), ':');
+		for (size_t i = 0; dirs && dirs[i]; i++) {
+			_cleanup_free_ char *p = path_join(dirs[i], argv[0]);
+
+			if (!p)
+				return -ENOMEM;
+			execve(p, argv, envp);
+			/* like execvp: keep looking past missing and unreadable */
+			if (errno == EACCES)
+				err = EACCES;
+			else if (errno != ENOENT && errno != ENOTDIR) {
+				err = errno;
+				break;
+			}
+		}
+	}
+	if (err == ENOENT)
+		return berth_failx(-ENOENT, "'%s': command not found in the image", argv[0]);
+	return berth_fail(-err, "cannot run '%s'", argv[0]);
+}
+
+int launcher_exec_status(int code)
+{
+	return code == -ENOENT ? 127 : code == -EACCES || code == -ENOEXEC ? 126 : 1;
+}
+
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT,
+				SIGCONT, SIGWINCH};
+
+void exec_block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+int exec_status(int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	if (WIFSIGNALED(wstatus))
+		return 128 + WTERMSIG(wstatus);
+	return 1;
+}
+
+int exec_wait_forward(pid_t child, bool reap_all)
+{
+	sigset_t set;
+	int status = 1;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&set, &si), ws;
+		pid_t p;
+
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			/* Signals a terminal sends reach the whole foreground
+			 * process group, payload included: forward only those
+			 * sent to us alone (kill, scancel, a batch system). */
+			if (si.si_code == SI_USER || si.si_code == SI_QUEUE)
+				kill(child, sig);
+			continue;
+		}
+		while ((p = waitpid(reap_all ? -1 : child, &ws, WNOHANG)) > 0) {
+			if (p == child) {
+				status = exec_status(ws);
+				if (!reap_all)
+					return status;
+			}
+		}
+		if (p < 0 && errno == ECHILD)
+			return status;
+	}
+}
+
+int exec_pid_init(char *const *argv, char *const *envp, const sigset_t *old)
+{
+	pid_t child;
+
+	/* We are pid 1 of a new PID namespace, in a mount namespace of our
+	 * own: a /proc that shows this namespace's processes. */
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return berth_fail(-errno, "mount /proc for the PID namespace");
+	child = fork();
+	if (child < 0)
+		return berth_fail(-errno, "fork");
+	if (child == 0) {
+		int r;
+
+		sigprocmask(SIG_SETMASK, old, NULL);
+		r = launcher_exec(argv, envp);
+		_exit(launcher_exec_status(r));
+	}
+	prctl(PR_SET_NAME, "berth-init");
+	/* An init reaps every orphan and ends with its first child. */
+	return exec_wait_forward(child, true);
+}

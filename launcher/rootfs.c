@@ -1,0 +1,376 @@
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/mount.h>
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "launcher/rootfs.h"
+#include "launcher/safepath.h"
+#include "launcher/sqfuse.h"
+
+#ifndef MOUNT_ATTR_NOSYMFOLLOW
+#define MOUNT_ATTR_NOSYMFOLLOW 0x00200000
+#endif
+
+static int fdpath(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+	return 0;
+}
+
+/* Flags the kernel locked on a mount that came from a more privileged
+ * namespace: a remount must repeat them or fail with EPERM. */
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+/* ro/nosuid/nodev/noexec on the mount now at fd.  Recursive binds use
+ * mount_setattr(2) so submounts become read-only too. */
+static int apply_flags(int fd, const char *dst, unsigned flags)
+{
+	unsigned long want = 0;
+	char p[64];
+
+	if (flags & LAUNCHER_MNT_RO)
+		want |= MS_RDONLY;
+	if (flags & LAUNCHER_MNT_NOSUID)
+		want |= MS_NOSUID;
+	if (flags & LAUNCHER_MNT_NODEV)
+		want |= MS_NODEV;
+	if (flags & LAUNCHER_MNT_NOEXEC)
+		want |= MS_NOEXEC;
+	if (!want)
+		return 0;
+	if (flags & LAUNCHER_MNT_RBIND) {
+		struct mount_attr attr = {0};
+
+		attr.attr_set = (want & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0) |
+				(want & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+				(want & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
+				(want & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0);
+		if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+			    sizeof(attr)) == 0)
+			return 0;
+		if (errno != ENOSYS)
+			return berth_fail(-errno, "make mount at '%s' read-only", dst);
+	}
+	fdpath(p, sizeof(p), fd);
+	if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | want | locked_flags(p), NULL) < 0)
+		return berth_fail(-errno, "remount '%s' with its flags", dst);
+	return 0;
+}
+
+static int set_propagation(int fd, unsigned flags)
+{
+	char p[64];
+
+	if (!(flags & LAUNCHER_MNT_SLAVE))
+		return 0;
+	fdpath(p, sizeof(p), fd);
+	return mount(NULL, p, NULL, MS_SLAVE | (flags & LAUNCHER_MNT_RBIND ? MS_REC : 0), NULL) < 0
+		       ? -errno
+		       : 0;
+}
+
+/* The target for a mount: resolved in the root, created in the writable
+ * layer when missing, never reached through a symlink out of the root. */
+static int open_target(int root_fd, const char *dst, bool dir, bool writable)
+{
+	int fd = writable ? safe_mkpath(root_fd, dst, !dir) : safe_open(root_fd, dst, O_PATH);
+
+	if (fd == -ENOENT && !writable)
+		return berth_failx(BERTH_EINVAL_INPUT,
+				   "mount target '%s' does not exist in the read-only image "
+				   "(use --writable, or mount on an existing path)",
+				   dst);
+	if (fd < 0)
+		return berth_fail(fd, "mount target '%s'", dst);
+	return fd;
+}
+
+int rootfs_bind(int root_fd, const char *src, const char *dst, unsigned flags, bool writable)
+{
+	_cleanup_close_ int sfd = open(src, O_PATH | O_CLOEXEC), tfd = -1, nfd = -1;
+	struct stat ss, ts;
+	char sp[64], tp[64];
+
+	if (sfd < 0)
+		return berth_fail(-errno, "mount source '%s'", src);
+	if (fstat(sfd, &ss) < 0)
+		return berth_fail(-errno, "stat '%s'", src);
+	tfd = open_target(root_fd, dst, S_ISDIR(ss.st_mode), writable);
+	if (tfd < 0)
+		return tfd;
+	if (fstat(tfd, &ts) < 0)
+		return berth_fail(-errno, "stat '%s' in the container", dst);
+	if (S_ISDIR(ss.st_mode) != S_ISDIR(ts.st_mode))
+		return berth_failx(BERTH_EINVAL_INPUT, "mount '%s' on '%s': %s", src, dst,
+				   S_ISDIR(ss.st_mode) ? "target is not a directory"
+						       : "target is a directory");
+	fdpath(sp, sizeof(sp), sfd);
+	fdpath(tp, sizeof(tp), tfd);
+	if (mount(sp, tp, NULL, MS_BIND | (flags & LAUNCHER_MNT_RBIND ? MS_REC : 0), NULL) < 0)
+		return berth_fail(-errno, "bind '%s' on '%s'", src, dst);
+	/* Re-resolve: the walk now ends on the new mount's root. */
+	nfd = safe_open(root_fd, dst, O_PATH);
+	if (nfd < 0)
+		return berth_fail(nfd, "reopen mount '%s'", dst);
+	if (apply_flags(nfd, dst, flags) < 0)
+		return BERTH_EINVAL_INPUT;
+	return set_propagation(nfd, flags);
+}
+
+static int mount_tmpfs(int root_fd, const char *dst, const char *opts, unsigned flags,
+		       bool writable)
+{
+	_cleanup_close_ int tfd = open_target(root_fd, dst, true, writable);
+	char tp[64];
+
+	if (tfd < 0)
+		return tfd;
+	fdpath(tp, sizeof(tp), tfd);
+	if (mount("tmpfs", tp, "tmpfs", MS_NOSUID | MS_NODEV | (flags & LAUNCHER_MNT_RO ? MS_RDONLY : 0),
+		  opts) < 0)
+		return berth_fail(-errno, "mount tmpfs on '%s'", dst);
+	return 0;
+}
+
+static int user_mount(int root_fd, const struct launcher_mount *m, bool writable)
+{
+	_cleanup_close_ int fd = -1;
+	char p[64];
+
+	switch (m->kind) {
+	case LAUNCHER_MOUNT_BIND:
+		return rootfs_bind(root_fd, m->source, m->target, m->flags, writable);
+	case LAUNCHER_MOUNT_TMPFS:
+		return mount_tmpfs(root_fd, m->target, "mode=1777", m->flags, writable);
+	case LAUNCHER_MOUNT_UMOUNT:
+		fd = safe_open(root_fd, m->target, O_PATH);
+		if (fd < 0)
+			return berth_fail(fd, "umount '%s'", m->target);
+		fdpath(p, sizeof(p), fd);
+		if (umount2(p, MNT_DETACH) < 0)
+			return berth_fail(-errno, "umount '%s'", m->target);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* In a read-only image a missing /tmp or home is skipped, not fatal. */
+static bool present(int root_fd, const char *path, bool writable)
+{
+	int fd;
+
+	if (writable)
+		return true;
+	fd = safe_open(root_fd, path, O_PATH);
+	if (fd < 0) {
+		log_debug("read-only image has no '%s': not mounted", path);
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+static int standard_mounts(const struct rootfs_plan *p, int root_fd, bool writable)
+{
+	static const char *const rbinds[] = {"/proc", "/sys", "/dev"};
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(rbinds); i++) {
+		r = rootfs_bind(root_fd, rbinds[i], rbinds[i], LAUNCHER_MNT_RBIND, writable);
+		if (r < 0)
+			return r;
+	}
+	if (present(root_fd, "/tmp", writable) &&
+	    (r = mount_tmpfs(root_fd, "/tmp", "mode=1777", 0, writable)) < 0)
+		return r;
+	if (p->opts->mount_home && p->home && p->home[0] == '/' && !streq(p->home, "/") &&
+	    present(root_fd, p->home, writable)) {
+		r = rootfs_bind(root_fd, p->home, p->home, LAUNCHER_MNT_RBIND, writable);
+		if (r < 0)
+			return berth_fail_context(r, "home directory (see --no-mount-home)");
+	}
+	for (size_t i = 0; p->opts->mounts && i < p->opts->mounts->n; i++) {
+		r = user_mount(root_fd, &p->opts->mounts->v[i], writable);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* fuse-overlayfs serves a mount made here by fd, from a mount namespace of
+ * its own: like the squashfs server, it then ends with the container. */
+static int fuse_overlay(const char *lower, const char *upper, const char *work,
+			const char *root, uid_t uid, gid_t gid)
+{
+	_cleanup_free_ char *o = NULL;
+	char fdarg[32], go;
+	int fd, sp[2], r;
+	pid_t pid;
+
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(-errno, "open '/dev/fuse' (see 'berth doctor')");
+	o = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s,squash_to_uid=%u,squash_to_gid=%u",
+		      lower, upper, work, (unsigned)uid, (unsigned)gid);
+	if (!o || pipe2(sp, O_CLOEXEC) < 0) {
+		close(fd);
+		return -ENOMEM;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int keep[] = {fd, sp[0]};
+
+		close(sp[1]);
+		close_fds_except(keep, ARRAY_SIZE(keep));
+		if (unshare(CLONE_NEWNS) < 0 || read(sp[0], &go, 1) != 1)
+			_exit(1);
+		fcntl(fd, F_SETFD, 0);
+		snprintf(fdarg, sizeof(fdarg), "/dev/fd/%d", fd);
+		execlp("fuse-overlayfs", "fuse-overlayfs", "-f", "-o", o, fdarg, (char *)NULL);
+		_exit(127);
+	}
+	close(sp[0]);
+	if (pid < 0) {
+		close(fd);
+		close(sp[1]);
+		return berth_fail(-errno, "fork");
+	}
+	r = fuse_mount_fd(fd, "fuse-overlayfs", "fuse-overlayfs", root, 0, uid, gid);
+	if (r == 0 && write(sp[1], "g", 1) != 1)
+		r = -EPIPE;
+	close(sp[1]);
+	close(fd);
+	return r;
+}
+
+static int overlay(const struct rootfs_plan *p, const char *lower, const char *upper,
+		   const char *work, const char *root)
+{
+	enum launcher_overlay mode = p->opts->overlay;
+	_cleanup_free_ char *o = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower,
+					   upper, work);
+	int r, saved;
+
+	if (!o)
+		return -ENOMEM;
+	if (mode != LAUNCHER_OVERLAY_FUSE) {
+		if (mount("overlay", root, "overlay", 0, o) == 0)
+			return 0;
+		saved = errno;
+		log_debug("kernel overlayfs refused: %s", strerror(saved));
+		if (mode == LAUNCHER_OVERLAY_KERNEL)
+			return berth_fail(-saved, "kernel overlayfs in a user namespace "
+						  "(overlay = kernel; try overlay = fuse or --readonly)");
+	}
+	r = fuse_overlay(lower, upper, work, root, p->uid, p->gid);
+	if (r < 0)
+		return berth_failx(BERTH_EHOST,
+				   "no writable overlay: kernel overlayfs refused and fuse-overlayfs "
+				   "failed (install fuse-overlayfs, or run with --readonly; see "
+				   "'berth doctor')");
+	return 0;
+}
+
+static int enter_root(int root_fd)
+{
+	if (fchdir(root_fd) < 0)
+		return berth_fail(-errno, "chdir to the container root");
+	/* pivot_root(".", ".") stacks the old root on the new one; detaching
+	 * it leaves only the container visible (pivot_root(2), NOTES). */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return berth_fail(-errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		return berth_fail(-errno, "detach the host root");
+	if (chdir("/") < 0)
+		return berth_fail(-errno, "chdir /");
+	return 0;
+}
+
+static int mount_layers(const struct rootfs_plan *p, const char *root)
+{
+	_cleanup_free_ char *lower = path_join(p->state_dir, "lower"),
+			    *rw = path_join(p->state_dir, "rw"), *upper = NULL, *work = NULL;
+	bool writable = p->opts->writable;
+	struct sqfuse sq;
+	int r;
+
+	if (!lower || !rw)
+		return -ENOMEM;
+	r = sqfuse_start(p->opts->image, p->uid, p->gid, &sq);
+	if (r < 0)
+		return r;
+	r = sqfuse_mount(&sq, writable ? lower : root, p->uid, p->gid);
+	if (r < 0 || !writable)
+		return r;
+	upper = path_join(p->upper_dir ? p->upper_dir : rw, "upper");
+	work = path_join(p->upper_dir ? p->upper_dir : rw, "work");
+	if (!upper || !work)
+		return -ENOMEM;
+	if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST))
+		return berth_fail(-errno, "create '%s'", upper);
+	return overlay(p, lower, upper, work, root);
+}
+
+int rootfs_build(const struct rootfs_plan *p)
+{
+	_cleanup_free_ char *root = path_join(p->state_dir, "root"),
+			    *rw = path_join(p->state_dir, "rw"), *files = NULL;
+	_cleanup_close_ int root_fd = -1;
+	int r;
+
+	if (!root || !rw)
+		return -ENOMEM;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return berth_fail(-errno, "make mounts private");
+	/* A private tmpfs for the upper layer and generated files. */
+	if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		return berth_fail(-errno, "mount tmpfs on '%s'", rw);
+	files = path_join(rw, "files");
+	if (!files || mkdir(files, 0700) < 0)
+		return berth_fail(-errno, "create '%s'", files ? files : rw);
+	r = mount_layers(p, root);
+	if (r < 0)
+		return r;
+	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return berth_fail(-errno, "open '%s'", root);
+	r = standard_mounts(p, root_fd, p->opts->writable);
+	if (r < 0)
+		return r;
+	r = etcfiles_install(p, root_fd, p->opts->writable, files);
+	if (r < 0)
+		return r;
+	return enter_root(root_fd);
+}

@@ -1,0 +1,35 @@
+/* Building the container's mount tree inside the keeper's namespaces. */
+#ifndef BERTH_ROOTFS_H
+#define BERTH_ROOTFS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include "launcher/launcher.h"
+
+struct rootfs_plan {
+	const struct launcher_opts *opts;
+	const char *state_dir; /* keepers/<key>: lower/, root/, rw/ mountpoints */
+	const char *upper_dir; /* named container: upper/ and work/ on disk; or NULL */
+	uid_t uid;             /* the caller inside the namespace */
+	gid_t gid;
+	const char *home;      /* caller's home (bound when mount_home) */
+	const char *user_name;
+	const char *group_name;
+	const char *shell;
+};
+
+/* In the keeper, after userns_enter(): mount the image, the overlay and
+ * every bind, write the /etc files, then pivot_root into the result.
+ * On return the caller's root is the container's. */
+int rootfs_build(const struct rootfs_plan *p);
+
+/* Write the caller into /etc/passwd and /etc/group and copy /etc/hosts,
+ * /etc/resolv.conf, /etc/localtime from the host (etcfiles.c).  files_dir
+ * is a private tmpfs directory used in read-only mode. */
+int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
+		     const char *files_dir);
+
+/* Bind what a host path holds onto a path in the root, resolved safely. */
+int rootfs_bind(int root_fd, const char *src, const char *dst, unsigned flags, bool writable);
+
+#endif

@@ -1,0 +1,120 @@
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common/error.h"
+#include "common/util.h"
+#include "launcher/cli.h"
+#include "launcher/exec.h"
+#include "launcher/runcmd.h"
+
+/* In the joined container: environment, argv, workdir.  Returns an exit
+ * status on failure. */
+static int prepare(const struct payload *p, char ***argv, char ***envp)
+{
+	struct launcher_image img = {0};
+	struct launcher_env_rules rules = {.host = p->host_env, .user = p->user_env};
+	const char *wd;
+	int r = launcher_image_load(AT_FDCWD, &img);
+
+	if (r < 0)
+		return cli_fail(r);
+	rules.image = img.env;
+	r = launcher_env_build(&rules, envp);
+	if (r == 0)
+		r = launcher_argv_build(&img, p->entrypoint, p->no_entrypoint, p->args, argv);
+	if (r < 0) {
+		launcher_image_clear(&img);
+		return cli_fail(r);
+	}
+	wd = p->workdir ? p->workdir : img.workdir ? img.workdir : "/";
+	if (chdir(wd) < 0) {
+		cli_error("workdir '%s': %s in the container", wd,
+			  errno == ENOENT ? "does not exist" : strerror(errno));
+		launcher_image_clear(&img);
+		return 1;
+	}
+	launcher_image_clear(&img);
+	return 0;
+}
+
+static int join(const struct payload *p)
+{
+	int r = p->container ? launcher_join(p->container) : launcher_join_pid(p->join_pid);
+
+	return r < 0 ? cli_fail(r) : 0;
+}
+
+/* --pid: a new PID namespace below the joined user namespace, whose pid 1
+ * (berth's minimal init) mounts a matching /proc in a mount namespace of
+ * its own and runs the payload. */
+static int in_pid_ns(char **argv, char **envp, const sigset_t *old)
+{
+	pid_t init;
+
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0) {
+		cli_error("create PID namespace: %s", strerror(errno));
+		return 1;
+	}
+	init = fork();
+	if (init < 0) {
+		cli_error("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (init == 0) {
+		int r;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		r = exec_pid_init(argv, envp, old);
+		if (r < 0)
+			_exit(cli_fail(r));
+		_exit(r);
+	}
+	return exec_wait_forward(init, false);
+}
+
+_Noreturn static void child(const struct payload *p, pid_t parent, const sigset_t *old)
+{
+	_cleanup_strv_ char **argv = NULL, **envp = NULL;
+	int r;
+
+	/* SIGKILL of berth takes the payload along: nothing keeps running
+	 * on a mount whose owner is gone unseen. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	if ((r = join(p)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
+		_exit(r);
+	if (p->own_pid_ns)
+		_exit(in_pid_ns(argv, envp, old));
+	sigprocmask(SIG_SETMASK, old, NULL);
+	r = launcher_exec(argv, envp);
+	cli_fail(r);
+	_exit(launcher_exec_status(r));
+}
+
+int payload_run(const struct payload *p)
+{
+	pid_t parent = getpid(), pid;
+	sigset_t old;
+
+	exec_block_signals(&old);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		cli_error("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid == 0)
+		child(p, parent, &old);
+	return exec_wait_forward(pid, false);
+}

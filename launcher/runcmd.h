@@ -1,0 +1,27 @@
+/* What `berth run` and `berth exec` share: the process that joins a
+ * container and becomes the payload (runcmd.c). */
+#ifndef BERTH_RUNCMD_H
+#define BERTH_RUNCMD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include "launcher/launcher.h"
+
+struct payload {
+	struct launcher_container *container; /* join this keeper, or */
+	pid_t join_pid;                       /* the namespaces of this process */
+	char **host_env;                      /* environment before joining */
+	char **user_env;                      /* -e / --env-file, in order */
+	const char *workdir;                  /* -w, or NULL: the image's, else "/" */
+	const char *entrypoint;               /* --entrypoint, or NULL */
+	bool no_entrypoint;
+	bool own_pid_ns;
+	char **args;                          /* CMD [ARG...] or NULL */
+};
+
+/* Fork the payload, forward signals to it and wait: returns berth's exit
+ * status (the payload's; 128+N for signal N; 127 command not found; 1 for
+ * errors before exec, printed as one line). */
+int payload_run(const struct payload *p);
+
+#endif
