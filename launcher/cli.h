@@ -30,5 +30,6 @@ int cmd_images(struct berth_config *cfg, int argc, char **argv);
 int cmd_rmi(struct berth_config *cfg, int argc, char **argv);
 int cmd_inspect(struct berth_config *cfg, int argc, char **argv);
 int cmd_cache(struct berth_config *cfg, int argc, char **argv);
+int cmd_pbs_wrap(struct berth_config *cfg, int argc, char **argv);
 
 #endif

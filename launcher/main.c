@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
 	{"rmi", cmd_rmi, "remove images from the cache"},
 	{"inspect", cmd_inspect, "print an image's config (env, entrypoint, ...) as JSON"},
 	{"cache", cmd_cache, "cache maintenance: 'berth cache prune'"},
+	{"pbs-wrap", cmd_pbs_wrap, "run a PBS job's command in its container (hooks, pbsdsh, mpiexec)"},
 };
 
 void cli_error(const char *fmt, ...)
