@@ -99,12 +99,11 @@ static int preflight(const struct launcher_opts *o)
 	return 0;
 }
 
-/* Connect with "ref" and wait for the keeper's answer. */
-static int take_ref(const char *dir, struct launcher_container **out)
+/* Connect with "ref".  Under runtime_dir/lock: the keeper, deciding to
+ * exit under the same lock, then sees this connection and stays. */
+static int ref_send(const char *dir, struct launcher_container **out)
 {
 	_cleanup_free_ struct launcher_container *c = calloc(1, sizeof(*c));
-	char buf[16] = "";
-	ssize_t n;
 
 	if (!c || !(c->dir = strdup(dir)))
 		return -ENOMEM;
@@ -115,14 +114,29 @@ static int take_ref(const char *dir, struct launcher_container **out)
 		free(c->dir);
 		return r;
 	}
-	n = read(c->ref_fd, buf, sizeof(buf) - 1);
-	if (n < 3 || strncmp(buf, "ok", 2) != 0) {
-		close(c->ref_fd);
-		free(c->dir);
-		return -ECONNREFUSED;
-	}
 	*out = TAKE_PTR(c);
 	return 0;
+}
+
+/* The keeper's answer; only after the lock is released, since a keeper
+ * about to linger out may be waiting for it. */
+static int ref_wait(struct launcher_container **c)
+{
+	char buf[16] = "";
+	ssize_t n = read((*c)->ref_fd, buf, sizeof(buf) - 1);
+
+	if (n >= 3 && strncmp(buf, "ok", 2) == 0)
+		return 0;
+	launcher_release(*c);
+	*c = NULL;
+	return berth_failx(BERTH_ECHILD_FAILED, "the container keeper went away");
+}
+
+static int take_ref(const char *dir, struct launcher_container **out)
+{
+	int r = ref_send(dir, out);
+
+	return r < 0 ? r : ref_wait(out);
 }
 
 static int write_info(const char *dir, const struct launcher_opts *o, const char *key)
@@ -311,9 +325,10 @@ int launcher_create(const struct berth_config *cfg, const struct launcher_opts *
 	if (access(dir, F_OK) == 0) {
 		if (o->name && (r = check_same(dir, o)) < 0)
 			return r;
-		if (take_ref(dir, out) == 0) {
+		if (ref_send(dir, out) == 0) {
+			close(TAKE_FD(lock_fd));
 			log_debug("joining the running keeper %d in '%s'", (int)(*out)->keeper, dir);
-			return 0;
+			return ref_wait(out);
 		}
 		rm_rf(dir);
 	}
@@ -323,14 +338,15 @@ int launcher_create(const struct berth_config *cfg, const struct launcher_opts *
 	}
 	r = spawn_keeper(cfg, o, dir, key);
 	if (r == 0)
-		r = take_ref(dir, out);
+		r = ref_send(dir, out);
 	if (r < 0) {
 		int saved = r;
 
 		rm_rf(dir);
 		return saved;
 	}
-	return 0;
+	close(TAKE_FD(lock_fd));
+	return ref_wait(out);
 }
 
 int launcher_open(const struct berth_config *cfg, const char *dir_or_name,

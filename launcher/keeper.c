@@ -35,13 +35,19 @@ struct keeper {
 	size_t nconn, npid;
 };
 
-static int sock_addr(const char *dir, struct sockaddr_un *sa)
+/* sun_path holds 108 bytes; deep runtime dirs (per-job scratch, test
+ * trees) go through /proc/self/fd/N of the directory instead. */
+static int sock_addr(const char *dir, struct sockaddr_un *sa, int *dirfd)
 {
 	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
-	if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/sock", dir) >=
+	*dirfd = -1;
+	if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/sock", dir) <
 	    sizeof(sa->sun_path))
-		return berth_failx(BERTH_ECONFIG, "runtime_dir path too long for a socket: '%s'",
-				   dir);
+		return 0;
+	*dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return berth_fail(-errno, "open '%s'", dir);
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/sock", *dirfd);
 	return 0;
 }
 
@@ -51,8 +57,9 @@ int keeper_connect(const char *dir, const char *request, pid_t *peer)
 	struct sockaddr_un sa;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	_cleanup_close_ int dirfd = -1;
 	char line[64];
-	int r = sock_addr(dir, &sa);
+	int r = sock_addr(dir, &sa, &dirfd);
 
 	if (r < 0)
 		return r;
@@ -241,8 +248,9 @@ static void loop(struct keeper *k, uint64_t linger)
 static int listen_at(const char *dir)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	_cleanup_close_ int dirfd = -1;
 	struct sockaddr_un sa;
-	int r = sock_addr(dir, &sa);
+	int r = sock_addr(dir, &sa, &dirfd);
 
 	if (r < 0)
 		return r;
@@ -296,11 +304,12 @@ _Noreturn void keeper_main(const struct keeper_args *a)
 {
 	static struct keeper k; /* large; one per process */
 	int keep[] = {a->status_fd};
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC), r;
+	int null, r;
 
 	prctl(PR_SET_NAME, "berth-keeper");
 	signal(SIGPIPE, SIG_IGN);
 	close_fds_except(keep, ARRAY_SIZE(keep));
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Nothing of the keeper's (or its FUSE servers') may reach the
 	 * caller's terminal or a job's output once the caller is gone. */
 	if (null >= 0) {

@@ -177,6 +177,7 @@ int launcher_mounts_parse(struct launcher_mounts *m, const char *text)
 			break;
 		}
 		add.v = nv;
+		add.v[add.n] = (struct launcher_mount){0};
 		r = parse_one(items[i], &add.v[add.n]);
 		if (r < 0)
 			mount_clear(&add.v[add.n]);

@@ -195,7 +195,12 @@ static int make_component(int parent, const char *name, bool file)
 	return 0;
 }
 
-int safe_mkpath(int root_fd, const char *path, bool last_is_file)
+/* A dangling symlink on the way: go on at its target (inside the root),
+ * as the kernel would when creating through it.  prefix ends at the link. */
+static int follow_dangling(int root_fd, int parent, const char *prefix, const char *name,
+			   const char *rest, bool last_is_file, int depth);
+
+static int mkpath(int root_fd, const char *path, bool last_is_file, int depth)
 {
 	_cleanup_free_ char *buf = strdup(path);
 	_cleanup_close_ int parent = -1;
@@ -204,6 +209,8 @@ int safe_mkpath(int root_fd, const char *path, bool last_is_file)
 
 	if (!buf)
 		return -ENOMEM;
+	if (depth > MAX_LINKS)
+		return -ELOOP;
 	fd = safe_open(root_fd, path, O_PATH);
 	if (fd != -ENOENT)
 		return fd;
@@ -220,18 +227,17 @@ int safe_mkpath(int root_fd, const char *path, bool last_is_file)
 
 		if (!prefix)
 			return -ENOMEM;
-		if (streq(c, ".."))
-			return -EINVAL;
 		fd = safe_open(root_fd, prefix, O_PATH);
-		if (fd == -ENOENT) {
+		if (fd == -ENOENT && !streq(c, "..")) {
 			r = make_component(parent, c, last && last_is_file);
 			if (r < 0)
 				return r;
 			fd = safe_open(root_fd, prefix, O_PATH);
+			if (fd == -ENOENT)
+				return follow_dangling(root_fd, parent, prefix, c, p, last_is_file,
+						       depth);
 		}
-		if (fd < 0)
-			return fd;
-		if (last)
+		if (fd < 0 || last)
 			return fd;
 		close(parent);
 		parent = fd;
@@ -239,4 +245,32 @@ int safe_mkpath(int root_fd, const char *path, bool last_is_file)
 		c[strlen(c)] = '/';
 	}
 	return safe_open(root_fd, path, O_PATH);
+}
+
+static int follow_dangling(int root_fd, int parent, const char *prefix, const char *name,
+			   const char *rest, bool last_is_file, int depth)
+{
+	_cleanup_free_ char *dir = strdup(prefix), *next = NULL;
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(parent, name, target, sizeof(target) - 1);
+	char *slash;
+
+	if (n < 0)
+		return errno == EINVAL ? -ENOENT : -errno;
+	if (!dir)
+		return -ENOMEM;
+	target[n] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	next = target[0] == '/' ? xasprintf("%s/%s", target, rest)
+				: xasprintf("%s/%s/%s", dir, target, rest);
+	if (!next)
+		return -ENOMEM;
+	return mkpath(root_fd, next, last_is_file, depth + 1);
+}
+
+int safe_mkpath(int root_fd, const char *path, bool last_is_file)
+{
+	return mkpath(root_fd, path, last_is_file, 0);
 }
