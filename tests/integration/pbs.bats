@@ -310,3 +310,148 @@ echo from-b > /data/b/file'
 	[ "$status" -eq 3 ]
 	[[ $(field message) == "berth hook: config '$BATS_TEST_TMPDIR/bad.json': "* ]]
 }
+
+# ---- Torque / PBS classic: prologue, job starter, epilogue -----------------
+
+# torque_script FILE [#PBS lines...]: a job script with directives.
+torque_script() {
+	local f=$1
+	shift
+	{
+		echo '#!/bin/sh'
+		printf '%s\n' "$@"
+		echo "$JOB_SCRIPT"
+	} >"$f"
+	chmod 0644 "$f"
+}
+
+# mom_run SCRIPT ARGS...: as the MOM runs prologue/epilogue: root, empty
+# environment, in mom_priv/, stdin from /dev/null.
+mom_run() {
+	local priv=$BATS_TEST_TMPDIR/mom_priv
+	mkdir -p "$priv/jobs"
+	cp "$BERTH_SRCDIR/etc/pbs/prologue" "$BERTH_SRCDIR/etc/pbs/epilogue" "$priv/"
+	(cd "$priv" && env -i BERTH="$BERTH" "./$@" </dev/null)
+}
+
+@test "prologue: imports the image named by '#PBS -v' as the job owner (Torque argument order)" {
+	local script=$BATS_TEST_TMPDIR/job.sh
+	torque_script "$script" \
+		"#PBS -v BERTH_IMAGE=$IMAGE,XDG_CACHE_HOME=$USER_DIR/cache,BERTH_INSECURE_REGISTRIES='$REGISTRY'" \
+		"#PBS -l walltime=00:01:00"
+	run mom_run prologue "$JOBID" berthtest berthtest jobname "walltime=00:01:00" batch acct "$script" "$(hostname)"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[ "$(cached_images)" -ge 1 ]
+	[ -z "$(find "$USER_DIR/cache" -not -user berthtest -print -quit)" ]
+}
+
+@test "prologue: PBS classic (3 arguments) reads mom_priv/jobs/ID.SC" {
+	local priv=$BATS_TEST_TMPDIR/mom_priv
+	mkdir -p "$priv/jobs"
+	torque_script "$priv/jobs/$JOBID.SC" \
+		"#PBS -v BERTH_IMAGE=\"$IMAGE\",XDG_CACHE_HOME=$USER_DIR/cache,BERTH_INSECURE_REGISTRIES=$REGISTRY"
+	run mom_run prologue "$JOBID" berthtest berthtest
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cached_images)" -ge 1 ]
+}
+
+@test "prologue: a job without BERTH_IMAGE passes without running berth" {
+	local script=$BATS_TEST_TMPDIR/job.sh
+	torque_script "$script" "#PBS -l walltime=00:01:00"
+	run mom_run prologue "$JOBID" berthtest berthtest jobname "" batch acct "$script"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "prologue: an image that cannot be pulled aborts the job (exit 1) with one line naming it" {
+	local script=$BATS_TEST_TMPDIR/job.sh
+	torque_script "$script" \
+		"#PBS -v BERTH_IMAGE=$REGISTRY/test/nosuch:1,XDG_CACHE_HOME=$USER_DIR/cache,BERTH_INSECURE_REGISTRIES=$REGISTRY"
+	run mom_run prologue "$JOBID" berthtest berthtest jobname "" batch acct "$script"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $output == "berth prologue: job $JOBID: cannot import image '$REGISTRY/test/nosuch:1' on "*": berth: "* ]]
+}
+
+@test "prologue: refuses root jobs and unknown users" {
+	local script=$BATS_TEST_TMPDIR/job.sh
+	torque_script "$script" "#PBS -v BERTH_IMAGE=$IMAGE"
+	run mom_run prologue "$JOBID" root root jobname "" batch acct "$script"
+	[ "$status" -eq 1 ]
+	[[ $output == *"refusing to run containers for root jobs"* ]]
+	run mom_run prologue "$JOBID" nosuchuser nogroup jobname "" batch acct "$script"
+	[ "$status" -eq 1 ]
+	[[ $output == *"user 'nosuchuser' unknown"* ]]
+}
+
+@test "job starter: berth pbs-wrap runs the Torque job in the image; epilogue cleans up" {
+	local script=$BATS_TEST_TMPDIR/job.sh
+	torque_script "$script" \
+		"#PBS -v BERTH_IMAGE=$IMAGE,XDG_CACHE_HOME=$USER_DIR/cache,XDG_RUNTIME_DIR=$RUNDIR,BERTH_INSECURE_REGISTRIES=$REGISTRY"
+	run mom_run prologue "$JOBID" berthtest berthtest jobname "" batch acct "$script"
+	[ "$status" -eq 0 ]
+	# $job_starter: the MOM runs "starter SHELL" as the user in the job's
+	# environment, the script on stdin.
+	AS_USER_ENV=(PBS_JOBID PBS_O_WORKDIR BERTH_IMAGE XDG_RUNTIME_DIR)
+	cd "$JOBDIR"
+	PBS_JOBID=$JOBID PBS_O_WORKDIR=$JOBDIR BERTH_IMAGE=$IMAGE XDG_RUNTIME_DIR=$RUNDIR \
+		BERTH_MOUNT_LINGER=600 run as_user sh -c 'cd "$PBS_O_WORKDIR" && exec "$0" pbs-wrap /bin/sh' "$BERTH" <<<"$JOB_SCRIPT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	check_job_output
+	local state=$RUNDIR/berth-$(id -u berthtest)/pbs-$BATS_TEST_NUMBER
+	[ -d "$state" ]
+	run mom_run epilogue "$JOBID" berthtest berthtest jobname 1234 "" "" batch acct 0 "$script"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$state" ]
+}
+
+@test "pbs-wrap: without an image the command runs on the host, unchanged" {
+	run as_user "$BERTH" pbs-wrap sh -c 'test -e /etc/berth-marker && echo in-image || echo on-host; exit 4'
+	[ "$status" -eq 4 ]
+	[ "$output" = on-host ]
+	run -127 as_user "$BERTH" pbs-wrap /nonexistent/cmd
+	[[ $output == "berth: pbs-wrap: /nonexistent/cmd: No such file or directory" ]]
+}
+
+@test "pbs-wrap: ranks (pbsdsh/mpiexec style) share one container per node and keep PBS_*" {
+	AS_USER_ENV=(PBS_JOBID PBS_TASKNUM BERTH_IMAGE XDG_RUNTIME_DIR)
+	export PBS_JOBID=$JOBID BERTH_IMAGE=$IMAGE XDG_RUNTIME_DIR=$RUNDIR BERTH_MOUNT_LINGER=600
+	as_user "$BERTH" import --quiet "$IMAGE" >/dev/null
+	local i
+	for i in 1 2 3; do
+		PBS_TASKNUM=$i as_user "$BERTH" pbs-wrap sh -c 'echo "$PBS_TASKNUM $PBS_JOBID $(cat /etc/berth-marker) $(readlink /proc/self/ns/mnt)"' \
+			>"$BATS_TEST_TMPDIR/rank$i" &
+	done
+	wait
+	cat "$BATS_TEST_TMPDIR"/rank*
+	for i in 1 2 3; do
+		[[ $(cat "$BATS_TEST_TMPDIR/rank$i") == "$i $JOBID inside the pbs test image mnt:"* ]]
+	done
+	[ "$(cut -d' ' -f7 "$BATS_TEST_TMPDIR"/rank* | sort -u | wc -l)" -eq 1 ]
+	run as_user "$BERTH" pbs-wrap --cleanup "$JOBID"
+	[ "$status" -eq 0 ]
+	[ ! -e "$RUNDIR/berth-$(id -u berthtest)/pbs-$BATS_TEST_NUMBER" ]
+}
+
+@test "pbs-wrap: bad input gets one line and a usage exit" {
+	run as_user "$BERTH" pbs-wrap
+	[ "$status" -eq 2 ]
+	[[ $output == "berth: pbs-wrap: missing CMD"* ]]
+	run as_user "$BERTH" pbs-wrap --cleanup 1.srv true
+	[ "$status" -eq 2 ]
+	run as_user "$BERTH" pbs-wrap --cleanup .srv
+	[ "$status" -eq 1 ]
+	[[ $output == "berth: job id '.srv': not a PBS job id" ]]
+	AS_USER_ENV=(PBS_JOBID)
+	export BERTH_IMAGE=$IMAGE PBS_JOBID=$JOBID
+	run as_user "$BERTH" pbs-wrap -w relative/dir true
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ $output == "berth: workdir 'relative/dir' is not an absolute path" ]]
+}
