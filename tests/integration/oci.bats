@@ -134,7 +134,7 @@ c["process"]["cwd"] = "/tmp"'
 	run oci delete --force c1
 	[ "$status" -eq 0 ]
 	sleep 0.3
-	! pgrep -u berthtest -f 'sleep 30[12]'
+	run ! pgrep -u berthtest -f 'sleep 30[12]'
 	[ ! -e "$ROOT/c1" ]
 }
 

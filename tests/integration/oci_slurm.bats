@@ -43,7 +43,7 @@ teardown_file() {
 		grep -q "^$k=" "$BERTH_SRCDIR/etc/slurm/oci.conf"
 	done
 	# Only the patterns 22.05 knows.
-	! grep -E '^RunTime' "$BERTH_SRCDIR/etc/slurm/oci.conf" | grep -oE '%[A-Za-z]' | grep -qvE '%[bnujst]'
+	[ -z "$(grep -E '^RunTime' "$BERTH_SRCDIR/etc/slurm/oci.conf" | grep -oE '%[A-Za-z]' | grep -vE '%[bnujst]')" ]
 }
 
 @test "srun --container=BUNDLE runs the command in the image, as the user" {

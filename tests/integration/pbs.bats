@@ -65,6 +65,7 @@ event() {
 }
 
 # mom [--exec]: run the hook on the event as root, result in $RESULT.
+# shellcheck disable=SC2120
 mom() {
 	python3 "$MOM" "$HOOK" "$BATS_TEST_TMPDIR/event.json" --config "$BATS_FILE_TMPDIR/hook.json" \
 		--result "$RESULT" "$@"
@@ -297,8 +298,8 @@ echo from-b > /data/b/file'
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ ! -e "$state" ]
-	! grep -q "$state" /proc/mounts
-	! kill -0 "$keeper" 2>/dev/null
+	run ! grep -q "$state" /proc/mounts
+	run ! kill -0 "$keeper"
 }
 
 @test "hook: a broken hook config rejects with a message naming the file" {
@@ -331,7 +332,9 @@ mom_run() {
 	local priv=$BATS_TEST_TMPDIR/mom_priv
 	mkdir -p "$priv/jobs"
 	cp "$BERTH_SRCDIR/etc/pbs/prologue" "$BERTH_SRCDIR/etc/pbs/epilogue" "$priv/"
-	(cd "$priv" && env -i BERTH="$BERTH" "./$@" </dev/null)
+	local script=$1
+	shift
+	(cd "$priv" && env -i BERTH="$BERTH" "./$script" "$@" </dev/null)
 }
 
 @test "prologue: imports the image named by '#PBS -v' as the job owner (Torque argument order)" {
@@ -403,7 +406,8 @@ mom_run() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	check_job_output
-	local state=$RUNDIR/berth-$(id -u berthtest)/pbs-$BATS_TEST_NUMBER
+	local state
+	state=$RUNDIR/berth-$(id -u berthtest)/pbs-$BATS_TEST_NUMBER
 	[ -d "$state" ]
 	run mom_run epilogue "$JOBID" berthtest berthtest jobname 1234 "" "" batch acct 0 "$script"
 	echo "$output"
