@@ -32,5 +32,8 @@ int cmd_rmi(struct berth_config *cfg, int argc, char **argv);
 int cmd_inspect(struct berth_config *cfg, int argc, char **argv);
 int cmd_cache(struct berth_config *cfg, int argc, char **argv);
 int cmd_gpus(struct berth_config *cfg, int argc, char **argv); /* gpu_cmd.c */
+int cmd_pbs_wrap(struct berth_config *cfg, int argc, char **argv);
+int cmd_oci(struct berth_config *cfg, int argc, char **argv);
+int cmd_bundle(struct berth_config *cfg, int argc, char **argv);
 
 #endif

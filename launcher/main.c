@@ -24,6 +24,9 @@ static const struct cli_command commands[] = {
 	{"inspect", cmd_inspect, "print an image's config (env, entrypoint, ...) as JSON"},
 	{"gpus", cmd_gpus, "list GPUs with their NUMA node and local cores"},
 	{"cache", cmd_cache, "cache maintenance: 'berth cache prune'"},
+	{"pbs-wrap", cmd_pbs_wrap, "run a PBS job's command in its container (hooks, pbsdsh, mpiexec)"},
+	{"oci", cmd_oci, "OCI runtime: create/start/state/kill/delete/run (Slurm's srun --container)"},
+	{"bundle", cmd_bundle, "make an OCI bundle (config.json + rootfs) from an image"},
 };
 
 void cli_error(const char *fmt, ...)

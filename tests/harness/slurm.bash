@@ -13,6 +13,8 @@
 # SLURM_NODE and SLURM_PARTITION.  The plugstack.conf loads spank_berth.so when
 # one is found: $SPANK_BERTH_SO, else the build tree's .libs/spank_berth.so,
 # else the installed one; $SPANK_BERTH_ARGS are its plugstack.conf arguments.
+# $SLURM_OCI_CONF, when set, names a file copied to oci.conf beside
+# slurm.conf (for `srun --container=BUNDLE`); unset, there is no oci.conf.
 # slurm_stop stops the daemons by PID.  slurm_log prints the daemons' logs.
 
 # The plugin to load, or nothing.
@@ -100,6 +102,10 @@ slurm_write_conf() {
 		NodeName=$SLURM_NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 		PartitionName=$SLURM_PARTITION Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP
 	EOF
+	if [[ -n ${SLURM_OCI_CONF:-} ]]; then
+		cp "$SLURM_OCI_CONF" "$d/oci.conf" || return 1
+		chmod 0644 "$d/oci.conf"
+	fi
 	plugin=$(slurm_find_plugin)
 	: >"$d/plugstack.conf"
 	if [[ -n $plugin ]]; then
