@@ -336,7 +336,14 @@ int berth_config_load(struct berth_config **out, unsigned flags)
 				r = 0;
 			if (r == 0 && user) {
 				r = berth_config_read_file(cfg, user);
-				if (r == -ENOENT)
+				/* HOME may point at someone else's home (slurmstepd
+				 * runs OCI hooks as the user with HOME=/root): a
+				 * user file we may not read is not ours. */
+				if (r == -EACCES) {
+					log_debug("skipping unreadable '%s'", user);
+					berth_error_clear();
+				}
+				if (r == -ENOENT || r == -EACCES)
 					r = 0;
 			}
 		}

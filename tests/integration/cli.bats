@@ -141,3 +141,23 @@ load ../harness/lib
 	# The host's /dev/fuse is untouched.
 	[ "$(stat -c %a /dev/fuse)" = 666 ]
 }
+
+@test "a user config under someone else's HOME is skipped, not fatal" {
+	# slurmstepd runs OCI hooks as the user with HOME=/root
+	require_root
+	mkdir -p "$BATS_FILE_TMPDIR/otherhome/.config/berth"
+	echo 'max_connections = 3' >"$BATS_FILE_TMPDIR/otherhome/.config/berth/berth.conf"
+	chmod 0700 "$BATS_FILE_TMPDIR/otherhome"
+	run as_user env HOME="$BATS_FILE_TMPDIR/otherhome" "$BERTH" config
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -E '^max_connections +(= )?8 .*default'
+}
+
+@test "a readable user config file is read" {
+	harness_user_dir
+	as_user mkdir -p "$USER_DIR/work/ownhome/.config/berth"
+	as_user sh -c "echo 'max_connections = 3' >'$USER_DIR/work/ownhome/.config/berth/berth.conf'"
+	run as_user env HOME="$USER_DIR/work/ownhome" "$BERTH" config
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -E "^max_connections +(= )?3 .*ownhome/.config/berth/berth.conf:1"
+}
