@@ -67,6 +67,7 @@ static void test_dotdot_and_absolute(void)
 
 	raw_layer("dotdot", "a/../../etc/cron.d/x");
 	raw_layer("absolute", "/etc/passwd");
+	raw_layer("newline", "x\n/../y");
 	n = dir_count(test_dir);
 	lp = tpath("dotdot");
 	r = tconvert(out, NULL, gz, "dotdot", NULL);
@@ -78,6 +79,9 @@ static void test_dotdot_and_absolute(void)
 	r = tconvert(out, NULL, gz, "absolute", NULL);
 	expect_failure(r, BERTH_EFORMAT, out, n, "member '/etc/passwd'", "absolute path",
 		       "absolute member name");
+	r = tconvert(out, NULL, gz, "newline", NULL);
+	expect_failure(r, BERTH_EFORMAT, out, n, "member 'x?/../y'", "'..'",
+		       "a newline in a bad name stays out of the one-line message");
 	/* Also as the lower layer of two, which is only scanned once. */
 	r = tconvert(out, NULL, gz, "dotdot", "absolute", NULL);
 	expect_failure(r, BERTH_EFORMAT, out, n, "layer 1 of 2", "'..'", "'..' in a lower layer");
