@@ -14,7 +14,7 @@
 # Measured with /usr/bin/time: wall time, CPU time (user + sys), peak RSS;
 # medians over RUNS, page cache warm (one untimed warm-up read first).
 # Read speed: the image mounted with squashfuse (as run-time would) and
-# every file read once through tar, single reader.
+# every file read once through tar, single reader (median of the runs).
 set -euo pipefail
 
 BUILD=${1:-.}
@@ -71,17 +71,21 @@ run() {
 		"$(median 3 <runs.txt)" "$(stat -c %s "$out")"
 }
 
-# Seconds to read every file of the image through squashfuse (single reader).
+# Seconds to read every file of the image through squashfuse (single
+# reader), median of $2 runs.
 read_speed() {
-	local img=$1
+	local img=$1 n=$2 t0 t1
 	mkdir -p mnt
-	squashfuse "$img" mnt
-	local t0 t1
-	t0=$(date +%s.%N)
-	tar -C mnt -cf - . | wc -c >/dev/null
-	t1=$(date +%s.%N)
-	fusermount3 -u mnt 2>/dev/null || fusermount -u mnt
-	echo "$t1 - $t0" | bc
+	: >reads.txt
+	for ((i = 0; i < n; i++)); do
+		squashfuse "$img" mnt
+		t0=$(date +%s.%N)
+		tar -C mnt -cf - . | wc -c >/dev/null
+		t1=$(date +%s.%N)
+		fusermount3 -u mnt 2>/dev/null || fusermount -u mnt
+		echo "$t1 - $t0" | bc >>reads.txt
+	done
+	median 1 <reads.txt
 }
 
 cat layer.tar layer.tar.gz >/dev/null # warm the page cache
@@ -106,12 +110,12 @@ for cfg in $CONFIGS; do
 	fi
 	line=$(run "berth-gz-layer:$cfg" "$n" b.sqsh "$CONVERT" "${bargs[@]}" b.sqsh \
 		"layer.tar.gz:application/vnd.oci.image.layer.v1.tar+gzip")
-	echo "$line $(read_speed b.sqsh)"
+	echo "$line $(read_speed b.sqsh "$n")"
 	run "berth-tar-layer:$cfg" "$n" b.sqsh "$CONVERT" "${bargs[@]}" b.sqsh \
 		"layer.tar:application/vnd.oci.image.layer.v1.tar"
 	line=$(run "berth-pack-dir:$cfg" "$n" b.sqsh "$CONVERT" "${bargs[@]}" -d tree b.sqsh)
-	echo "$line $(read_speed b.sqsh)"
+	echo "$line $(read_speed b.sqsh "$n")"
 	line=$(run "mksquashfs-dir:$cfg" "$n" m.sqsh mksquashfs tree m.sqsh "${margs[@]}")
-	echo "$line $(read_speed m.sqsh)"
+	echo "$line $(read_speed m.sqsh "$n")"
 done
-rm -f b.sqsh m.sqsh time.out run.err runs.txt
+rm -f b.sqsh m.sqsh time.out run.err runs.txt reads.txt

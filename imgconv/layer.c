@@ -43,6 +43,7 @@ static const struct {
 static int media_compression(const struct layer_set *set, size_t idx, int *comp)
 {
 	const char *mt = set->layers[idx].media_type;
+	char pbuf[TREE_PRINTABLE_MAX];
 
 	*comp = LC_SNIFF;
 	if (!mt)
@@ -54,12 +55,12 @@ static int media_compression(const struct layer_set *set, size_t idx, int *comp)
 			return berth_failx(BERTH_EUNSUPPORTED,
 					   LAYER_FMT ": foreign (non-distributable) layer '%s' "
 					   "is not supported",
-					   LAYER_ARGS(set, idx), mt);
+					   LAYER_ARGS(set, idx), tree_printable(mt, pbuf, sizeof(pbuf)));
 		*comp = media_types[i].compression;
 		return 0;
 	}
 	return berth_failx(BERTH_EUNSUPPORTED, LAYER_FMT ": unsupported media type '%s'",
-			   LAYER_ARGS(set, idx), mt);
+			   LAYER_ARGS(set, idx), tree_printable(mt, pbuf, sizeof(pbuf)));
 }
 
 int layer_check_media_type(const struct layer_set *set, size_t idx)
@@ -189,6 +190,7 @@ struct scan {
 	uint32_t stamp;
 	size_t dropped_xattrs;
 	char dropped_example[128];
+	char pbuf[TREE_PRINTABLE_MAX];
 };
 
 static int read_xattrs(struct scan *s, struct archive_entry *e, struct txattrs **out)
@@ -209,11 +211,12 @@ static int read_xattrs(struct scan *s, struct archive_entry *e, struct txattrs *
 		 * only (security.capability among them). */
 		if (sqfs_get_xattr_prefix_id(key) < 0) {
 			if (s->dropped_xattrs++ == 0)
-				snprintf(s->dropped_example, sizeof(s->dropped_example), "%s", key);
+				tree_printable(key, s->dropped_example, sizeof(s->dropped_example));
 			continue;
 		}
 		if (size > UINT16_MAX * 16u)
-			return berth_failx(BERTH_EFORMAT, "extended attribute '%s' too large", key);
+			return berth_failx(BERTH_EFORMAT, "extended attribute '%s' too large",
+					   tree_printable(key, s->pbuf, sizeof(s->pbuf)));
 		r = txattrs_add(out, key, value ? value : "", (uint32_t)size);
 		if (r < 0)
 			return r;
@@ -286,7 +289,8 @@ static int scan_entry(struct scan *s, struct lreader *lr, struct archive_entry *
 			return -ENOMEM;
 		r = tree_canon_path(target);
 		if (r < 0)
-			return berth_fail_context(r, "hard link target '%s'", link);
+			return berth_fail_context(r, "hard link target '%s'",
+						  tree_printable(link, s->pbuf, sizeof(s->pbuf)));
 		return tree_link(s->t, path, target, s->stamp);
 	}
 	r = entry_attrs(e, &te);
@@ -359,7 +363,7 @@ int layer_scan(const struct layer_set *set, size_t idx, struct tree *t, struct s
 			r = scan_entry(&s, &lr, e, path, feed);
 		if (r < 0)
 			r = berth_fail_context(r, LAYER_FMT ": member '%s'", LAYER_ARGS(set, idx),
-					       raw ? raw : "");
+					       tree_printable(raw, s.pbuf, sizeof(s.pbuf)));
 	}
 	if (r == 0) {
 		/* Check the compressed stream's trailer past the tar's end. */
@@ -431,6 +435,7 @@ int layer_feed(const struct layer_set *set, size_t idx, struct tnode **files, si
 {
 	struct lreader lr = { .fd = -1 };
 	struct archive_entry *e;
+	char pbuf[TREE_PRINTABLE_MAX];
 	size_t next = 0;
 	int r;
 
@@ -446,7 +451,7 @@ int layer_feed(const struct layer_set *set, size_t idx, struct tnode **files, si
 		if (!S_ISREG(archive_entry_filetype(e)) || archive_entry_hardlink(e) ||
 		    (uint64_t)archive_entry_size(e) != n->u.file.size) {
 			r = berth_failx(BERTH_EFORMAT, LAYER_FMT ": member '%s' changed while reading",
-					LAYER_ARGS(set, idx), entry_name(e));
+					LAYER_ARGS(set, idx), tree_printable(entry_name(e), pbuf, sizeof(pbuf)));
 			break;
 		}
 		r = sqfs_out_file_begin(o, n);
@@ -456,7 +461,7 @@ int layer_feed(const struct layer_set *set, size_t idx, struct tnode **files, si
 			r = sqfs_out_file_end(o);
 		if (r < 0)
 			r = berth_fail_context(r, LAYER_FMT ": member '%s'", LAYER_ARGS(set, idx),
-					       entry_name(e));
+					       tree_printable(entry_name(e), pbuf, sizeof(pbuf)));
 	}
 	if (r == 0 && next < count)
 		r = berth_failx(BERTH_EFORMAT, LAYER_FMT ": ended early (changed while reading?)",

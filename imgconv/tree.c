@@ -98,6 +98,16 @@ void tree_free(struct tree *t)
 	free(t);
 }
 
+const char *tree_printable(const char *s, char *buf, size_t size)
+{
+	size_t i = 0;
+
+	for (; s && s[i] && i + 1 < size; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
 int tree_canon_path(char *path)
 {
 	char *out = path;
@@ -223,6 +233,7 @@ static int resolve_dir(struct tree *t, struct tnode *start, const char *path, si
 static int follow_link(struct tree *t, struct tnode *dir, const char *target, int *hops,
 		       struct tnode **out)
 {
+	char pbuf[TREE_PRINTABLE_MAX];
 	const char *p = target;
 
 	if (++*hops > TREE_MAX_HOPS)
@@ -253,7 +264,8 @@ static int follow_link(struct tree *t, struct tnode *dir, const char *target, in
 		}
 		i = dir_find(dir, start, len);
 		if (i < 0)
-			return berth_failx(BERTH_EFORMAT, "symlink target '%s' does not exist", target);
+			return berth_failx(BERTH_EFORMAT, "symlink target '%s' does not exist",
+					   tree_printable(target, pbuf, sizeof(pbuf)));
 		next = dir->u.dir.ents[i]->node;
 		if (S_ISLNK(next->mode)) {
 			r = follow_link(t, dir, next->u.target, hops, &next);
@@ -261,7 +273,7 @@ static int follow_link(struct tree *t, struct tnode *dir, const char *target, in
 				return r;
 		} else if (!S_ISDIR(next->mode)) {
 			return berth_failx(BERTH_EFORMAT, "symlink target '%s' is not a directory",
-					   target);
+					   tree_printable(target, pbuf, sizeof(pbuf)));
 		}
 		dir = next;
 	}
@@ -307,8 +319,13 @@ static int resolve_dir(struct tree *t, struct tnode *start, const char *path, si
 			if (r < 0)
 				return r;
 		} else if (!S_ISDIR(next->mode)) {
-			return berth_failx(BERTH_EFORMAT, "'%.*s' is not a directory",
-					   (int)(name - path + (long)len), path);
+			char pbuf[TREE_PRINTABLE_MAX];
+
+			pbuf[0] = '\0';
+			if ((size_t)(name - path) + len < sizeof(pbuf))
+				snprintf(pbuf, (size_t)(name - path) + len + 1, "%s", path);
+			return berth_failx(BERTH_EFORMAT, "'%s' is not a directory",
+					   tree_printable(pbuf, pbuf, sizeof(pbuf)));
 		} else if (create && dir->u.dir.ents[i]->stamp < stamp) {
 			dir->u.dir.ents[i]->stamp = stamp;
 		}
@@ -458,6 +475,7 @@ merge_dir:
 
 int tree_link(struct tree *t, const char *path, const char *target, uint32_t stamp)
 {
+	char pbuf[TREE_PRINTABLE_MAX];
 	struct tnode *tdir, *dir, *n;
 	const char *tname, *name;
 	long i;
@@ -467,15 +485,18 @@ int tree_link(struct tree *t, const char *path, const char *target, uint32_t sta
 		return berth_failx(BERTH_EFORMAT, "hard link to or from the root");
 	r = parent_of(t, target, false, stamp, &tdir, &tname);
 	if (r == -ENOENT)
-		return berth_failx(BERTH_EFORMAT, "hard link target '%s' does not exist", target);
+		return berth_failx(BERTH_EFORMAT, "hard link target '%s' does not exist",
+				   tree_printable(target, pbuf, sizeof(pbuf)));
 	if (r < 0)
 		return r;
 	i = dir_find(tdir, tname, strlen(tname));
 	if (i < 0)
-		return berth_failx(BERTH_EFORMAT, "hard link target '%s' does not exist", target);
+		return berth_failx(BERTH_EFORMAT, "hard link target '%s' does not exist",
+				   tree_printable(target, pbuf, sizeof(pbuf)));
 	n = tdir->u.dir.ents[i]->node;
 	if (S_ISDIR(n->mode))
-		return berth_failx(BERTH_EFORMAT, "hard link target '%s' is a directory", target);
+		return berth_failx(BERTH_EFORMAT, "hard link target '%s' is a directory",
+				   tree_printable(target, pbuf, sizeof(pbuf)));
 
 	/* Hold the node while the link's own path is cleared: linking a name
 	 * to itself must not free it. */

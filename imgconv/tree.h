@@ -139,6 +139,11 @@ int txattrs_add(struct txattrs **x, const char *key, const void *value, uint32_t
 bool txattrs_next(const struct txattrs *x, uint32_t *pos, const char **key,
 		  const void **value, uint32_t *size);
 
+/* s for a one-line message: control characters as '?', cut at size - 1
+ * bytes (image paths may hold newlines).  Returns buf. */
+const char *tree_printable(const char *s, char *buf, size_t size);
+#define TREE_PRINTABLE_MAX 512
+
 /* Linux new_encode_dev(): what squashfs stores for a device number. */
 static inline uint32_t tree_devno(uint32_t major, uint32_t minor)
 {

@@ -22,6 +22,16 @@
 
 static const char *gz = "application/vnd.oci.image.layer.v1.tar+gzip";
 
+/* For --enable-sanitizers builds: after a failed write, libsquashfs 1.2
+ * loses the blocks that were in flight (its error path drops them; there is
+ * no API to get them back).  That is bounded and happens once per failed
+ * conversion, so LeakSanitizer is told about it here, in this test only. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libsquashfs.so\n";
+}
+
 /* A tar with one member named exactly `name` (libarchive's writer keeps
  * names as given). */
 static void raw_layer(const char *file, const char *name)
@@ -67,6 +77,7 @@ static void test_dotdot_and_absolute(void)
 
 	raw_layer("dotdot", "a/../../etc/cron.d/x");
 	raw_layer("absolute", "/etc/passwd");
+	raw_layer("newline", "x\n/../y");
 	n = dir_count(test_dir);
 	lp = tpath("dotdot");
 	r = tconvert(out, NULL, gz, "dotdot", NULL);
@@ -78,6 +89,9 @@ static void test_dotdot_and_absolute(void)
 	r = tconvert(out, NULL, gz, "absolute", NULL);
 	expect_failure(r, BERTH_EFORMAT, out, n, "member '/etc/passwd'", "absolute path",
 		       "absolute member name");
+	r = tconvert(out, NULL, gz, "newline", NULL);
+	expect_failure(r, BERTH_EFORMAT, out, n, "member 'x?/../y'", "'..'",
+		       "a newline in a bad name stays out of the one-line message");
 	/* Also as the lower layer of two, which is only scanned once. */
 	r = tconvert(out, NULL, gz, "dotdot", "absolute", NULL);
 	expect_failure(r, BERTH_EFORMAT, out, n, "layer 1 of 2", "'..'", "'..' in a lower layer");
