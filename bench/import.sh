@@ -60,6 +60,8 @@ cleanup() {
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+	# The raw measurements outlive a failed run.
+	cp "$WORK/steps" "$CACHE/last-steps" 2>/dev/null || true
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "kept $WORK" >&2
 	else
@@ -207,8 +209,10 @@ for run in $(seq 1 "$RUNS"); do
 	fi
 	chmod -R u+rwX "$r/rootfs" "$r/oci" && rm -rf --one-file-system "$r/rootfs" "$r/oci" "$r/oci.sqsh"
 	echo "run $run/$RUNS: ch-image+ch-convert ..." >&2
-	REQUESTS_CA_BUNDLE=$WORK/tls.crt timed "ch.pull" ch-image -s "$r/ch" pull "$REG_TLS/$REPO:$TAG" big
-	PATH=$WORK/shim:$PATH timed "ch.convert" ch-convert -s "$r/ch" -i ch-image -o squash big "$r/ch.sqsh"
+	# ch-convert finds the storage through `ch-image gestalt storage-path`.
+	export CH_IMAGE_STORAGE=$r/ch
+	REQUESTS_CA_BUNDLE=$WORK/tls.crt timed "ch.pull" ch-image pull "$REG_TLS/$REPO:$TAG" big
+	PATH=$WORK/shim:$PATH timed "ch.convert" ch-convert -i ch-image -o squash big "$r/ch.sqsh"
 	rm -rf --one-file-system "$r/ch" "$r/ch.sqsh"
 	if [ "$run" = 1 ]; then
 		for _ in $(seq 1 "$REIMPORT_RUNS"); do
