@@ -52,13 +52,11 @@ for t in docker-registry skopeo umoci mksquashfs ch-image ch-convert openssl cur
 done
 mkdir -p "$CACHE"
 WORK=$(mktemp -d "$BENCH_DIR/import-work.XXXXXX")
-PIDS=()
 
 cleanup() {
 	local pid
-	for pid in "${PIDS[@]}"; do
+	for pid in $(cat "$WORK/pids" 2>/dev/null); do
 		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
 	done
 	# The raw measurements outlive a failed run.
 	cp "$WORK/steps" "$CACHE/last-steps" 2>/dev/null || true
@@ -103,7 +101,8 @@ registry() {
 	} >"$conf"
 	docker-registry serve "$conf" </dev/null >>"$WORK/registry-$name.log" 2>&1 &
 	pid=$!
-	PIDS+=("$pid")
+	# Called in $(...): the PID list lives in a file, not a variable.
+	echo "$pid" >>"$WORK/pids"
 	for _ in $(seq 1 100); do
 		if curl -ks -o /dev/null --max-time 2 "$scheme://127.0.0.1:$port/v2/"; then
 			echo "$port"
@@ -188,7 +187,10 @@ REF=docker://$REG#$REPO:$TAG
 mkdir -p "$WORK/shim"
 cat >"$WORK/shim/mksquashfs" <<'EOF'
 #!/bin/sh
-exec /usr/bin/mksquashfs "$@" -comp lz4 -processors 2
+# After SOURCE DEST: ch-convert ends its call with -e, which takes the rest.
+src=$1 dst=$2
+shift 2
+exec /usr/bin/mksquashfs "$src" "$dst" -comp lz4 -processors 2 "$@"
 EOF
 chmod +x "$WORK/shim/mksquashfs"
 
