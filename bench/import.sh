@@ -184,15 +184,20 @@ REG_TLS=127.0.0.1:$(registry tls tls)
 REF=docker://$REG#$REPO:$TAG
 
 # mksquashfs shim for ch-convert: same compressor and threads as the others.
-mkdir -p "$WORK/shim"
-cat >"$WORK/shim/mksquashfs" <<'EOF'
+# ch-convert puts its own directory first in PATH, so it runs from a prefix
+# of symlinks ($WORK/shim/{bin,lib}) whose bin/ holds the shim.
+mkdir -p "$WORK/shim/bin" "$WORK/shim/lib"
+ln -s /usr/lib/charliecloud "$WORK/shim/lib/charliecloud"
+ln -s "$(command -v ch-convert)" "$WORK/shim/bin/ch-convert"
+ln -s "$(command -v ch-image)" "$WORK/shim/bin/ch-image"
+cat >"$WORK/shim/bin/mksquashfs" <<'EOF'
 #!/bin/sh
 # After SOURCE DEST: ch-convert ends its call with -e, which takes the rest.
 src=$1 dst=$2
 shift 2
 exec /usr/bin/mksquashfs "$src" "$dst" -comp lz4 -processors 2 "$@"
 EOF
-chmod +x "$WORK/shim/mksquashfs"
+chmod +x "$WORK/shim/bin/mksquashfs"
 
 : >"$WORK/steps"
 export BERTH_INSECURE_REGISTRIES=$REG
@@ -214,7 +219,7 @@ for run in $(seq 1 "$RUNS"); do
 	# ch-convert finds the storage through `ch-image gestalt storage-path`.
 	export CH_IMAGE_STORAGE=$r/ch
 	REQUESTS_CA_BUNDLE=$WORK/tls.crt timed "ch.pull" ch-image pull "$REG_TLS/$REPO:$TAG" big
-	PATH=$WORK/shim:$PATH timed "ch.convert" ch-convert -i ch-image -o squash big "$r/ch.sqsh"
+	timed "ch.convert" "$WORK/shim/bin/ch-convert" -i ch-image -o squash big "$r/ch.sqsh"
 	rm -rf --one-file-system "$r/ch" "$r/ch.sqsh"
 	if [ "$run" = 1 ]; then
 		for _ in $(seq 1 "$REIMPORT_RUNS"); do
