@@ -13,6 +13,7 @@
 #include "launcher/cli.h"
 #include "launcher/gpu_cli.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "launcher/runcmd.h"
 
 extern char **environ;
@@ -235,6 +236,8 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 		return cli_fail(r);
 	lo.gpu = o->gpu.plan;
 	r = launcher_create(cfg, &lo, &c);
+	if (r == 0 && (r = launcher_mpi_attach(c, environ)) < 0)
+		launcher_release(c);
 	if (r < 0)
 		return cli_fail(r);
 	p = (struct payload){
