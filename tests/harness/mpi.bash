@@ -78,22 +78,23 @@ image_mpi() {
 	) 9>"$(harness_rundir)/images/mpi-progs.lock" || return 1
 	mkdir -p "$BERTH_TESTS_CACHE"
 	chmod 0755 "$BERTH_TESTS_CACHE"
-	# The layout is cached per program build: a changed program gives a new one.
-	key=$({ echo "$MPI_IMAGE_PACKAGES"; cat "$progs"/mpi_*; } | sha256sum | cut -c1-16)
+	tar=$(harness_openmpi_tar) || return 1
+	# The image's Env names variables that the host's must win over.
+	spec=$(printf '%s\n' '{"config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",' \
+		'   "PMIX_HOSTNAME=image-host", "FI_BERTH_TEST=image", "UCX_BERTH_TEST=image"], "Cmd": ["/app"]},' \
+		' "layers": [{"tar": "'"$tar"'", "compression": "none"},' \
+		'  {"entries": [{"path": "app", "type": "file", "mode": "0755", "source": "'"$progs/mpi_check"'"},' \
+		'               {"path": "app-mpich", "type": "file", "mode": "0755", "source": "'"$progs/mpi_check_mpich"'"},' \
+		'               {"path": "bench", "type": "file", "mode": "0755", "source": "'"$progs/mpi_bench"'"}]}]}')
+	# The layout is cached per spec and program build.
+	key=$({ echo "$spec"; cat "$progs"/mpi_*; } | sha256sum | cut -c1-16)
 	dir=$BERTH_TESTS_CACHE/openmpi-oci-$key
 	(
 		flock 9
 		if [[ ! -f $dir/index.json ]]; then
-			tar=$(harness_openmpi_tar) || exit 1
-			spec=$BERTH_TESTS_CACHE/openmpi.json
-			printf '%s\n' '{"config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "MPI_IMAGE=berth-test"], "Cmd": ["/app"]},' \
-				' "layers": [{"tar": "'"$tar"'", "compression": "none"},' \
-				'  {"entries": [{"path": "app", "type": "file", "mode": "0755", "source": "'"$progs/mpi_check"'"},' \
-				'               {"path": "app-mpich", "type": "file", "mode": "0755", "source": "'"$progs/mpi_check_mpich"'"},' \
-				'               {"path": "bench", "type": "file", "mode": "0755", "source": "'"$progs/mpi_bench"'"}]}]}' \
-				>"$spec"
+			echo "$spec" >"$dir.json"
 			rm -rf "$dir.tmp"
-			mkimage "$spec" "$dir.tmp" >/dev/null || exit 1
+			mkimage "$dir.json" "$dir.tmp" >/dev/null || exit 1
 			chmod -R a+rX "$dir.tmp"
 			for old in "$BERTH_TESTS_CACHE"/openmpi-oci-*; do
 				[[ $old == "$dir"* ]] || rm -rf --one-file-system "$old"
