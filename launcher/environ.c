@@ -107,7 +107,7 @@ int launcher_env_build(const struct launcher_env_rules *r, char ***out)
 	}
 	if (!env_get(env, "PATH") && (rc = env_apply(&env, "PATH=" DEFAULT_PATH)) < 0)
 		return rc;
-	if ((rc = mpi_env_fixup(&env)) < 0)
+	if ((rc = mpi_env_fixup(&env, r->host)) < 0)
 		return rc;
 	for (size_t i = 0; r->user && r->user[i]; i++)
 		if ((rc = env_apply(&env, r->user[i])) < 0)

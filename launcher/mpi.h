@@ -47,8 +47,9 @@ int launcher_mpi_attach(struct launcher_container *c, char *const *env);
 
 /* In the container environment env: PMIX_MCA_ptl, PMIX_MCA_psec and
  * PMIX_MCA_gds from the server's PMIX_PTL_MODULE, PMIX_SECURITY_MODE and
- * PMIX_GDS_MODULE, where not already set. */
-int mpi_env_fixup(char ***env);
+ * PMIX_GDS_MODULE in the host environment host, unless host sets them
+ * (the image's values are replaced). */
+int mpi_env_fixup(char ***env, char *const *host);
 
 /* ---- high-speed networks (mpi_verbs.c) ----------------------------------
  * When inject_verbs is on and the host (below root) has /etc/libibverbs.d:

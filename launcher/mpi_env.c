@@ -128,21 +128,33 @@ int mpi_rendezvous_dirs(char *const *env, uid_t uid, char ***out)
 	return 0;
 }
 
-static int env_set_default(char ***env, const char *name, const char *value)
+static int env_set(char ***env, const char *name, const char *value)
 {
-	_cleanup_free_ char *entry = NULL;
+	size_t len = strlen(name);
+	char *entry = xasprintf("%s=%s", name, value);
+	int r;
 
-	if (!value || env_get(*env, name))
-		return 0;
-	entry = xasprintf("%s=%s", name, value);
-	return entry ? strv_push(env, entry) : -ENOMEM;
+	if (!entry)
+		return -ENOMEM;
+	for (size_t i = 0; *env && (*env)[i]; i++) {
+		if (strncmp((*env)[i], name, len) == 0 && (*env)[i][len] == '=') {
+			free((*env)[i]);
+			(*env)[i] = entry;
+			return 0;
+		}
+	}
+	r = strv_push(env, entry);
+	free(entry);
+	return r;
 }
 
 /* What enroot's PMIx hook does, for the same reason: the client inside
  * may come from another PMIx release than the server, with other default
  * components; the server names the ones it speaks, so the client is told
- * to pick exactly those (and fails loudly, not subtly, when it has none). */
-int mpi_env_fixup(char ***env)
+ * to pick exactly those (and fails loudly, not subtly, when it has none).
+ * The server's choice beats an image's default; a PMIX_MCA_* the host
+ * (the user) sets is left alone. */
+int mpi_env_fixup(char ***env, char *const *host)
 {
 	static const char *const map[][2] = {
 		{"PMIX_MCA_ptl", "PMIX_PTL_MODULE"},
@@ -151,7 +163,11 @@ int mpi_env_fixup(char ***env)
 	};
 	int r = 0;
 
-	for (size_t i = 0; i < ARRAY_SIZE(map) && r == 0; i++)
-		r = env_set_default(env, map[i][0], env_get(*env, map[i][1]));
+	for (size_t i = 0; i < ARRAY_SIZE(map) && r == 0; i++) {
+		const char *server = env_get(host, map[i][1]);
+
+		if (server && !env_get(host, map[i][0]))
+			r = env_set(env, map[i][0], server);
+	}
 	return r;
 }

@@ -113,3 +113,20 @@ mpi_import() {
 		harness_die "berth import of the Open MPI image failed" || return 1
 	export MPI_SQSH
 }
+
+# mpi_fake_verbs_root DIR: a host tree for mpi_inject_verbs (read below
+# gpu_driver_root): /etc/libibverbs.d/fake.driver, a real libibverbs.so.1
+# (ldconfig only lists ELF files) with an ld.so.cache naming it, and a
+# provider directory holding libfake-rdmav34.so.
+mpi_fake_verbs_root() {
+	local dir=$1 lib=/usr/lib/x86_64-linux-gnu host
+	host=$(ldconfig -p | awk '$1 == "libibverbs.so.1" && /x86-64/ {print $NF; exit}')
+	[[ -n $host ]] || harness_skip "needs libibverbs1 on the host" || return 1
+	mkdir -p "$dir/etc/libibverbs.d" "$dir$lib/libibverbs"
+	echo "driver fake" >"$dir/etc/libibverbs.d/fake.driver"
+	cp "$(readlink -f "$host")" "$dir$lib/libibverbs.so.1"
+	echo "fake provider" >"$dir$lib/libibverbs/libfake-rdmav34.so"
+	echo "$lib" >"$dir/etc/ld.so.conf"
+	ldconfig -r "$dir" || harness_die "ldconfig -r $dir failed" || return 1
+	chmod -R a+rX "$dir"
+}

@@ -165,3 +165,39 @@ check_ranks() {
 	[ "$status" -eq 0 ]
 	[ "$output" = bound ]
 }
+
+@test "mpi_inject_verbs: the host's verbs config and providers replace the image's" {
+	local fake=$USER_DIR/verbs-root
+	mpi_fake_verbs_root "$fake"
+	local show='cat /etc/libibverbs.d/fake.driver 2>/dev/null || echo no-fake-driver
+		ls /usr/lib/x86_64-linux-gnu/libibverbs/'
+	# off (the default): the image's own providers
+	run as_user env BERTH_GPU_DRIVER_ROOT="$fake" "$BERTH" run "$MPI_SQSH" sh -c "$show"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q no-fake-driver <<<"$output"
+	grep -q '^libmlx5-rdmav34.so$' <<<"$output"
+	# on: berth run and srun both see the host's
+	run as_user env BERTH_GPU_DRIVER_ROOT="$fake" BERTH_MPI_INJECT_VERBS=yes \
+		"$BERTH" run "$MPI_SQSH" sh -c "$show"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'driver fake\nlibfake-rdmav34.so')" ]
+	run as_user env BERTH_GPU_DRIVER_ROOT="$fake" BERTH_MPI_INJECT_VERBS=yes \
+		srun -Q -t 1 -n 1 --container-image="$MPI_SQSH" sh -c "$show; touch /etc/libibverbs.d/x 2>&1 || echo read-only"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -qx 'driver fake' <<<"$output"
+	grep -qx 'libfake-rdmav34.so' <<<"$output"
+	grep -qx 'read-only' <<<"$output"
+	# on, but a host without verbs: nothing added, nothing broken
+	run as_user env BERTH_GPU_DRIVER_ROOT="$USER_DIR/work" BERTH_MPI_INJECT_VERBS=yes \
+		"$BERTH" run "$MPI_SQSH" sh -c "$show"
+	[ "$status" -eq 0 ]
+	grep -q no-fake-driver <<<"$output"
+	# a bad value is refused, naming the key
+	run as_user env BERTH_MPI_INJECT_VERBS=maybe "$BERTH" run "$MPI_SQSH" true
+	echo "$output"
+	[ "$status" -ne 0 ]
+	grep -q mpi_inject_verbs <<<"$output"
+}
