@@ -27,9 +27,10 @@ struct launcher_container;
 
 /* Existing, absolute, lexically clean host directories named by the
  * environment (PMIX_SERVER_TMPDIR, PMIX_DSTORE_*_BASE_PATH,
- * OMPI_MCA_orte_jobfam_session_dir, Slurm's
- * $PMIX_SYSTEM_TMPDIR/spmix_appdir_<uid>_<job>.<step>), none below
- * another; uid is the caller's.  *out is a strv (never NULL on success). */
+ * OMPI_MCA_orte_jobfam_session_dir, Slurm's client directory
+ * <SLURM_PMIX_TMPDIR or slurm.conf TmpFS or /tmp>/spmix_appdir_<uid>_<job>.<step>),
+ * none below another; uid is the caller's.  *out is a strv (never NULL on
+ * success). */
 int mpi_rendezvous_dirs(char *const *env, uid_t uid, char ***out);
 
 /* Bind each host directory at the same path into the running container c

@@ -146,6 +146,26 @@ static int recv_fd(int sock)
 	return err < 0 ? err : -EIO;
 }
 
+/* A detached, nosuid/nodev/noexec copy of dir (sockets and shared-memory
+ * files only: as enroot binds them), or -errno. */
+static int copy_tree(const char *dir)
+{
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					      MOUNT_ATTR_NOEXEC};
+	int fd = (int)syscall(SYS_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 &&
+	    errno != ENOSYS) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
 _Noreturn static void helper(int sock, char *const *dirs, size_t n)
 {
 	/* A mount namespace this process may copy from: its own, in a user
@@ -153,21 +173,12 @@ _Noreturn static void helper(int sock, char *const *dirs, size_t n)
 	int err = unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0 ? -errno : 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int fd = err ? -1
-			     : (int)syscall(SYS_open_tree, AT_FDCWD, dirs[i],
-					    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		/* Sockets and shared-memory files only: as enroot binds them. */
-		struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-						      MOUNT_ATTR_NOEXEC};
+		int fd = err < 0 ? err : copy_tree(dirs[i]);
 
-		if (fd >= 0 &&
-		    syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 &&
-		    errno != ENOSYS) {
-			close(fd);
-			fd = -1;
-		}
-		if (send_fd(sock, fd, err ? err : fd < 0 ? -errno : 0) < 0)
+		if (send_fd(sock, fd, fd < 0 ? fd : 0) < 0)
 			_exit(1);
+		if (fd >= 0)
+			close(fd);
 	}
 	_exit(0);
 }
@@ -204,22 +215,22 @@ _Noreturn static void joiner(pid_t keeper, char *const *dirs, const int *fds, si
 			     char *const *stale, int outfd)
 {
 	FILE *out = fdopen(outfd, "w");
-	int root_fd;
+	int root_fd, r, err;
 
 	if (!out)
 		_exit(1);
-	int r = launcher_join_pid(keeper);
-
+	r = launcher_join_pid(keeper);
 	if (r < 0) {
 		fprintf(out, "join %d %s\n", r, berth_errmsg(r));
 		fclose(out);
 		_exit(1);
 	}
 	root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	err = root_fd < 0 ? -errno : 0;
 	for (size_t i = 0; stale && stale[i]; i++)
 		umount2(stale[i], MNT_DETACH | UMOUNT_NOFOLLOW);
 	for (size_t i = 0; i < n; i++)
-		attach_one(root_fd, dirs[i], root_fd < 0 ? -errno : fds[i], out);
+		attach_one(root_fd, dirs[i], err < 0 ? err : fds[i], out);
 	fclose(out);
 	_exit(0);
 }
@@ -237,7 +248,7 @@ static int wait_child(pid_t pid)
 /* The detached copies of dirs, in fds (-errno where one failed). */
 static int make_copies(char *const *dirs, size_t n, int *fds)
 {
-	int sv[2], r = 0;
+	int sv[2];
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -254,7 +265,7 @@ static int make_copies(char *const *dirs, size_t n, int *fds)
 	}
 	close(sv[1]);
 	for (size_t i = 0; i < n; i++)
-		fds[i] = r < 0 ? r : recv_fd(sv[0]);
+		fds[i] = recv_fd(sv[0]);
 	close(sv[0]);
 	if (wait_child(pid) < 0)
 		return berth_failx(BERTH_ECHILD_FAILED, "the bind helper failed");

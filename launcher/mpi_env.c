@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include "common/error.h"
 #include "common/util.h"
@@ -85,11 +87,54 @@ static int add_dir(char ***dirs, const char *path)
 	return strv_push(dirs, dir);
 }
 
+/* TmpFS= of a slurm.conf ("%n" is the node's name), or NULL. */
+static char *slurm_tmpfs(const char *conf)
+{
+	_cleanup_free_ char *text = NULL;
+	char *line, *save = NULL, host[256] = "";
+
+	if (read_file(conf, 1 << 22, &text, NULL) < 0)
+		return NULL;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *tok, *tsave = NULL;
+
+		line[strcspn(line, "#")] = '\0';
+		for (tok = strtok_r(line, " \t", &tsave); tok; tok = strtok_r(NULL, " \t", &tsave)) {
+			_cleanup_free_ char *v = NULL;
+			char *n;
+
+			if (strncasecmp(tok, "TmpFS=", 6) != 0 || !tok[6])
+				continue;
+			if (!(v = strdup(tok + 6)) || !(n = strstr(v, "%n")))
+				return TAKE_PTR(v);
+			gethostname(host, sizeof(host) - 1);
+			host[strcspn(host, ".")] = '\0';
+			*n = '\0';
+			return xasprintf("%s%s%s", v, host, n + 2);
+		}
+	}
+	return NULL;
+}
+
+/* Where Slurm's PMIx plugin puts its client directories: SLURM_PMIX_TMPDIR,
+ * else slurm.conf's TmpFS (the file SLURM_CONF names, else Slurm's default
+ * path), else /tmp.  Configless setups keep their copy elsewhere: set
+ * SLURM_CONF or SLURM_PMIX_TMPDIR there. */
+static char *slurm_cli_base(char *const *env)
+{
+	const char *set = env_get(env, "SLURM_PMIX_TMPDIR"), *conf = env_get(env, "SLURM_CONF");
+	char *tmpfs;
+
+	if (set && *set)
+		return strdup(set);
+	tmpfs = slurm_tmpfs(conf && *conf ? conf : "/etc/slurm/slurm.conf");
+	return tmpfs ? tmpfs : strdup("/tmp");
+}
+
 int mpi_rendezvous_dirs(char *const *env, uid_t uid, char ***out)
 {
 	static const char *const vars[] = {"PMIX_SERVER_TMPDIR", "OMPI_MCA_orte_jobfam_session_dir"};
-	const char *sys = env_get(env, "PMIX_SYSTEM_TMPDIR"), *job = env_get(env, "SLURM_JOB_ID"),
-		   *step = env_get(env, "SLURM_STEP_ID");
+	const char *job = env_get(env, "SLURM_JOB_ID"), *step = env_get(env, "SLURM_STEP_ID");
 	char **dirs = NULL;
 	int r = 0;
 
@@ -104,14 +149,16 @@ int mpi_rendezvous_dirs(char *const *env, uid_t uid, char ***out)
 		    strncmp(env[i] + len - 10, "_BASE_PATH", 10) == 0 && env[i][len] == '=')
 			r = add_dir(&dirs, env[i] + len + 1);
 	}
-	/* Slurm's PMIx plugin: the client directory under TmpFS (or
-	 * PMIxCliTmpDirBase), which the container's own /tmp would hide. */
-	if (r == 0 && sys && job && step) {
-		_cleanup_free_ char *a = xasprintf("%s/spmix_appdir_%u_%s.%s", sys, (unsigned)uid,
-						   job, step),
-				    *b = xasprintf("%s/spmix_appdir_%s.%s", sys, job, step);
+	/* Slurm's PMIx plugin: the client directory under TmpFS, which the
+	 * container's own /tmp would hide (22.05 names it with the uid, older
+	 * releases without). */
+	if (r == 0 && job && step) {
+		_cleanup_free_ char *base = slurm_cli_base(env),
+				    *a = xasprintf("%s/spmix_appdir_%u_%s.%s", base ? base : "",
+						   (unsigned)uid, job, step),
+				    *b = xasprintf("%s/spmix_appdir_%s.%s", base ? base : "", job, step);
 
-		if (!a || !b)
+		if (!base || !a || !b)
 			r = -ENOMEM;
 		if (r == 0)
 			r = add_dir(&dirs, a);

@@ -85,7 +85,7 @@ check_ranks() {
 		echo "$SLURM_PROCID fi=$FI_BERTH_TEST ucx=$UCX_BERTH_TEST map=${SLURM_PMIX_MAPPING_SERV:+set}"
 		echo "$SLURM_PROCID uri=${PMIX_SERVER_URI4%%;*}"
 		for d in "$PMIX_SERVER_TMPDIR" "$PMIX_DSTORE_21_BASE_PATH" "$PMIX_DSTORE_ESH_BASE_PATH" \
-			"$PMIX_SYSTEM_TMPDIR/spmix_appdir_$(id -u)_$step"; do
+			"'"$SLURM_DIR"'/tmp/spmix_appdir_$(id -u)_$step"; do
 			test -d "$d" && echo "$SLURM_PROCID dir ok $d" || echo "$SLURM_PROCID dir MISSING $d"
 		done
 		grep -F " ${PMIX_SERVER_TMPDIR%/} " /proc/self/mountinfo | grep -q nosuid,nodev,noexec &&
@@ -145,11 +145,21 @@ check_ranks() {
 	! grep -qiE 'PMIX ERROR|FAIL' "$out"
 }
 
-@test "srun --container-readonly: MPI works; a missing mount point is a warning" {
-	run usrun --mpi=pmix -n 2 --container-readonly --container-image="$MPI_SQSH" /app
+@test "srun --container-readonly: a missing mount point is a warning; SLURM_PMIX_TMPDIR=/tmp works" {
+	# The image has no slurmd spool and no TmpFS path, and a read-only
+	# container cannot create them: warnings name both.  Open MPI puts its
+	# session directory below Slurm's client directory, so that one must
+	# exist: SLURM_PMIX_TMPDIR=/tmp (the container's /tmp) gives one.
+	run as_user env "${SHM_ONLY[@]}" SLURM_PMIX_TMPDIR=/tmp srun -Q -t 1 --mpi=pmix -n 2 \
+		--container-readonly --container-image="$MPI_SQSH" /app
+	echo "$output"
 	[ "$status" -eq 0 ]
-	grep -q "no mount point for '$SLURM_DIR/spool/pmix" <<<"$output"
+	grep -q "no mount point for '$SLURM_DIR/spool/pmix\..*the image is read-only" <<<"$output"
 	[ "$(grep -c "size 2 .* ring ok big ok\$" <<<"$output")" -eq 2 ]
+	run usrun --mpi=pmix -n 2 --container-readonly --container-image="$MPI_SQSH" /app
+	echo "$output"
+	[ "$status" -ne 0 ]
+	grep -q "no mount point for '$SLURM_DIR/tmp/spmix_appdir_" <<<"$output"
 }
 
 @test "berth run under mpirun: ranks of a node share one container" {

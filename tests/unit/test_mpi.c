@@ -29,7 +29,7 @@ static void test_dirs(void)
 			    *app = mk("tmp/spmix_appdir_1001_7.0"), *ompi = mk("ompi/pid.5");
 	_cleanup_free_ char *e1 = xasprintf("PMIX_SERVER_TMPDIR=%s//", srv),
 			    *e2 = xasprintf("PMIX_DSTORE_21_BASE_PATH=%s/./", ds),
-			    *e3 = xasprintf("PMIX_SYSTEM_TMPDIR=%s/tmp", tmp),
+			    *e3 = xasprintf("SLURM_PMIX_TMPDIR=%s/tmp", tmp),
 			    *e4 = xasprintf("OMPI_MCA_orte_jobfam_session_dir=%s", ompi),
 			    *e5 = xasprintf("PMIX_DSTORE_ESH_BASE_PATH=%s/missing", tmp);
 	char *env[] = {e1, e2, e3, e4, e5, S("SLURM_JOB_ID=7"), S("SLURM_STEP_ID=0"),
@@ -42,6 +42,27 @@ static void test_dirs(void)
 	is_str(dirs[0], srv, "server tmpdir, trailing slashes dropped");
 	is_str(dirs[1], ompi, "Open MPI's session dir");
 	is_str(dirs[2], app, "Slurm's client dir for this uid, job and step");
+	strv_free(dirs);
+
+	/* TmpFS from the slurm.conf SLURM_CONF names, %n expanded */
+	_cleanup_free_ char *conf = path_join(tmp, "slurm.conf"), *node = NULL, *app2 = NULL,
+			    *e6 = NULL, *e7 = NULL, *text = NULL;
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, ".")] = '\0';
+	node = xasprintf("node-%s", host);
+	app2 = xasprintf("%s/%s/spmix_appdir_1001_7.0", tmp, node);
+	mk(node);
+	mkdir_p(app2, 0755);
+	text = xasprintf("ClusterName=x # TmpFS=/wrong\nSlurmdSpoolDir=/s  tmpfs=%s/node-%%n\n", tmp);
+	write_file_atomic(conf, text, strlen(text), 0644);
+	e6 = xasprintf("SLURM_CONF=%s", conf);
+	e7 = xasprintf("SLURM_JOB_ID=7");
+	char *env2[] = {e6, e7, S("SLURM_STEP_ID=0"), NULL};
+	is_int(mpi_rendezvous_dirs(env2, 1001, &dirs), 0, "rendezvous dirs with TmpFS");
+	is_int(strv_length(dirs), 1, "one dir");
+	is_str(dirs ? dirs[0] : NULL, app2, "TmpFS with %%n, any case, after other keys");
 	strv_free(dirs);
 
 	char *bad[] = {S("PMIX_SERVER_TMPDIR=relative/dir"), S("PMIX_DSTORE_X_BASE_PATH=/"),
