@@ -13,6 +13,7 @@
 #include "launcher/cli.h"
 #include "launcher/gpu_cli.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "launcher/runcmd.h"
 
 extern char **environ;
@@ -206,6 +207,7 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	const char *named = NULL, *text = optind < argc ? argv[optind] : NULL;
 	struct launcher_container *c = NULL;
 	struct launcher_opts lo = {0};
+	struct mpi_plan *mpi = NULL;
 	struct payload p = {0};
 	int r, status;
 
@@ -234,7 +236,13 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	if ((r = gpu_cli_prepare(cfg, &o->gpu, image, environ)) < 0)
 		return cli_fail(r);
 	lo.gpu = o->gpu.plan;
+	if ((r = mpi_plan(cfg->gpu_driver_root, cfg->mpi_inject_verbs, &mpi)) < 0)
+		return cli_fail(r);
+	lo.mpi = mpi;
 	r = launcher_create(cfg, &lo, &c);
+	mpi_plan_free(mpi);
+	if (r == 0 && (r = launcher_mpi_attach(c, environ)) < 0)
+		launcher_release(c);
 	if (r < 0)
 		return cli_fail(r);
 	p = (struct payload){

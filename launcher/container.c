@@ -23,6 +23,7 @@
 #include "launcher/gpu.h"
 #include "launcher/keeper.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 
 struct launcher_container {
 	char *dir;
@@ -77,6 +78,7 @@ static int options_key(const struct launcher_opts *o, char out[33])
 			m->flags);
 	}
 	gpu_plan_describe(o->gpu, f);
+	mpi_plan_describe(o->mpi, f);
 	if (fclose(f) != 0)
 		return -ENOMEM;
 	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL))

@@ -84,10 +84,12 @@ void launcher_mounts_clear(struct launcher_mounts *m);
  * The rules, documented with examples in berth(1):
  *  1. start from the host environment;
  *  2. the image's Env is applied over it, except for the pass-through
- *     names (SLURM_*, CUDA_*, NVIDIA_*, PMIX_*, PMI_*, OMPI_*, UCX_*, HOME,
- *     USER, TERM, LANG) and the names in keep_host, which keep the host's
- *     value when the host sets them;
+ *     names (SLURM_*, CUDA_*, NVIDIA_*, PMIX_*, PMI_*, OMPI_*, UCX_*, FI_*,
+ *     HOME, USER, TERM, LANG) and the names in keep_host, which keep the
+ *     host's value when the host sets them;
  *  3. PATH is the image's (or the Docker default when the image has none);
+ *     PMIX_MCA_ptl/psec/gds follow the host's PMIx server unless the host
+ *     sets them (mpi_env_fixup());
  *  4. the user's -e / --env-file entries, in order, last.  */
 
 struct launcher_env_rules {
@@ -146,6 +148,7 @@ enum launcher_overlay {
 };
 
 struct gpu_plan; /* launcher/gpu.h */
+struct mpi_plan; /* launcher/mpi.h */
 
 struct launcher_opts {
 	const char *image;    /* path of the .sqsh file */
@@ -157,6 +160,7 @@ struct launcher_opts {
 	const char *hostname; /* own UTS namespace with this name, or NULL */
 	enum launcher_overlay overlay;
 	const struct gpu_plan *gpu; /* GPUs to add (gpu_plan()), or NULL */
+	const struct mpi_plan *mpi; /* verbs pieces to add (mpi_plan()), or NULL */
 };
 
 struct launcher_container;

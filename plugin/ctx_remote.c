@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "plugin/plugin.h"
 #include "plugin/prepare.h"
 
@@ -265,6 +266,8 @@ static int task_enter(spank_t sp)
 	int r = launcher_open(&none, remote.res.state_dir, &c);
 
 	if (r == 0)
+		r = copy_env(sp, &cur) < 0 ? -ENOMEM : launcher_mpi_attach(c, cur);
+	if (r == 0)
 		r = launcher_join(c);
 	launcher_release(c);
 	if (r == 0)
@@ -274,8 +277,7 @@ static int task_enter(spank_t sp)
 		return -1;
 	}
 	r = enter_workdir(img.workdir, cwd);
-	if (r == 0 && (copy_env(sp, &cur) < 0 ||
-		       taskenv_build(cur, img.env, args_get()->env, &want) < 0 ||
+	if (r == 0 && (taskenv_build(cur, img.env, args_get()->env, &want) < 0 ||
 		       apply_env(sp, cur, want) < 0)) {
 		slurm_error(PLUGIN_PREFIX "cannot set the task's environment");
 		r = -1;

@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "imgconv/imgconv.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "plugin/prepare.h"
 
 static void copy_str(char *dst, size_t size, const char *src)
@@ -217,6 +218,7 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 	const struct args *a = p->args;
 	struct launcher_mounts m = {0};
 	struct launcher_opts lo;
+	struct mpi_plan *mpi = NULL;
 	char host[256] = "";
 	int r = build_mounts(p, &m);
 
@@ -237,8 +239,11 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 	if (name && !lo.writable)
 		r = berth_failx(BERTH_EINVAL_INPUT, "--container-readonly: container '%s' is "
 				"named, and a named container is always writable", a->name);
-	else
+	else if ((r = mpi_plan(cfg->gpu_driver_root, cfg->mpi_inject_verbs, &mpi)) == 0) {
+		lo.mpi = mpi;
 		r = launcher_create(cfg, &lo, out);
+	}
+	mpi_plan_free(mpi);
 	launcher_mounts_clear(&m);
 	return r;
 }

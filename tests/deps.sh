@@ -15,6 +15,9 @@ PACKAGES=(
 	# test harness: registry, images, Slurm, the test runner
 	docker-registry skopeo umoci busybox-static debootstrap apache2-utils zstd
 	slurm-wlm slurmd slurmctld slurm-client munge
+	# MPI tests and bench: Open MPI over PMIx (Slurm's mpi_pmix_v4.so loads libpmix2),
+	# MPICH for PMI-2 (Debian's Open MPI has no PMI-2 client)
+	openmpi-bin libopenmpi-dev libpmix2 libpmix-dev mpich libmpich-dev
 	bats python3 curl util-linux passwd tar gzip ca-certificates
 )
 

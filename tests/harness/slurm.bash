@@ -76,6 +76,7 @@ slurm_write_conf() {
 		CredType=cred/munge
 		StateSaveLocation=$d/state
 		SlurmdSpoolDir=$d/spool
+		TmpFS=$d/tmp
 		SlurmctldPidFile=$d/slurmctld.pid
 		SlurmdPidFile=$d/slurmd.pid
 		SlurmctldLogFile=$d/slurmctld.log
@@ -127,8 +128,11 @@ slurm_start() {
 	SLURM_NODE=$(hostname -s)
 	SLURM_PARTITION=debug
 	export SLURM_DIR SLURM_NODE SLURM_PARTITION
-	mkdir -p "$SLURM_DIR"/{state,spool,munge,munge-state}
+	mkdir -p "$SLURM_DIR"/{state,spool,munge,munge-state,tmp}
 	chmod 0755 "$SLURM_DIR" "$SLURM_DIR/munge"
+	# TmpFS (where mpi/pmix puts spmix_appdir_UID_JOB.STEP) per cluster:
+	# job ids restart at 1 in every test cluster, /tmp is shared.
+	chmod 1777 "$SLURM_DIR/tmp"
 	chmod 0700 "$SLURM_DIR/state" "$SLURM_DIR/spool" "$SLURM_DIR/munge-state"
 
 	# An own munge key and socket: a system munged, or another test run's, is
