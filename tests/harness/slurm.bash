@@ -106,7 +106,9 @@ slurm_write_conf() {
 		# srun (as the user) loads it too: a copy the user can read.
 		cp "$plugin" "$d/spank_berth.so"
 		chmod 0755 "$d/spank_berth.so"
-		echo "optional $d/spank_berth.so ${SPANK_BERTH_ARGS:-}" >"$d/plugstack.conf"
+		# "required", as doc/spank_berth.8 says: with "optional" Slurm
+		# ignores the plugin's failures and runs the command on the host.
+		echo "required $d/spank_berth.so ${SPANK_BERTH_ARGS:-}" >"$d/plugstack.conf"
 		SLURM_PLUGIN=$d/spank_berth.so
 	else
 		SLURM_PLUGIN=

@@ -16,7 +16,6 @@ setup_file() {
 	export RUNTIME
 	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
 	slurm_start
-	sed -i 's/^optional /required /' "$SLURM_DIR/plugstack.conf"
 	IMG=$REGISTRY#busybox:latest
 	export IMG
 	# warm the cache: later timings and bad-input tests need no pull
