@@ -216,6 +216,14 @@ bool launcher_name_valid(const char *name);
  * as a new squashfs at out (atomically). */
 int launcher_export(const struct berth_config *cfg, const char *name, const char *out);
 
+/* Write a running container's root filesystem (its image and writable
+ * layer; nothing mounted on top of it, no /proc, /dev or binds) as a new
+ * squashfs at out, atomically, with image's config (the .sqsh it runs).
+ * Files are stored as root's.  An existing directory at out is an error.
+ * Forks; the calling process joins nothing. */
+int launcher_save(const struct berth_config *cfg, struct launcher_container *c,
+		  const char *image, const char *out);
+
 int launcher_list(const struct berth_config *cfg, struct launcher_entry **out, size_t *n);
 void launcher_list_free(struct launcher_entry *v, size_t n);
 

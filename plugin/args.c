@@ -126,6 +126,16 @@ static int opt_name(int val, const char *v, int remote)
 	return 0;
 }
 
+static int opt_save(int val, const char *v, int remote)
+{
+	if (v && *v && v[strlen(v) - 1] == '/') {
+		slurm_error(PLUGIN_PREFIX "--container-save '%s': the target is a directory; name "
+			    "the squashfs file to write", v);
+		return -1;
+	}
+	return set_string(&args.save, "container-save", v);
+}
+
 static int opt_mount_home(int val, const char *v, int remote)
 {
 	return set_flag(&args.mount_home, val, "container-mount-home", "no-container-mount-home");
@@ -223,6 +233,10 @@ static struct spank_option options[] = {
 	{S("container-name"), S("NAME[:auto|create|exec|no_exec]"),
 	 S("[berth] keep the container (and its writable layer) under this name for later steps"),
 	 1, 0, opt_name},
+	{S("container-save"), S("PATH"),
+	 S("[berth] when the step ends, save the container (image and changes) as a squashfs "
+	 "file on the compute node; a relative PATH is taken from the job's directory"),
+	 1, 0, opt_save},
 	{S("container-mount-home"), NULL, S("[berth] bind mount the user's home directory"), 0, 1,
 	 opt_mount_home},
 	{S("no-container-mount-home"), NULL, S("[berth] do not bind mount the user's home directory"),
@@ -300,6 +314,7 @@ static const struct {
 	{"MOUNTS", opt_mounts, offsetof(struct args, mounts), false, false},
 	{"WORKDIR", opt_workdir, offsetof(struct args, workdir), false, false},
 	{"NAME", opt_name, offsetof(struct args, name), false, false},
+	{"SAVE", opt_save, offsetof(struct args, save), false, false},
 	{"ENV", opt_env, offsetof(struct args, env), false, false},
 	{"UNSHARE", opt_unshare, offsetof(struct args, unshare), false, false},
 	{"MOUNT_HOME", opt_mount_home, offsetof(struct args, mount_home), true, false},
@@ -353,6 +368,7 @@ static void report_ignored(void)
 	} opts[] = {
 		{args.mounts != NULL, "--container-mounts"},
 		{args.workdir != NULL, "--container-workdir"},
+		{args.save != NULL, "--container-save"},
 		{args.env != NULL, "--container-env"},
 		{args.unshare != NULL, "--container-unshare"},
 		{args.mount_home != -1, "--[no-]container-mount-home"},
@@ -401,6 +417,7 @@ void args_clear(void)
 	free(args.mounts);
 	free(args.workdir);
 	free(args.name);
+	free(args.save);
 	free(args.env);
 	free(args.unshare);
 	args = (struct args){.name_mode = NAME_AUTO, .mount_home = -1, .remap_root = -1,

@@ -162,17 +162,7 @@ static int job_details(spank_t sp, struct job *job)
 
 static void replay_log(bool as_errors)
 {
-	for (char *line = remote.log, *end; line && *line; line = end) {
-		end = strchr(line, '\n');
-		if (end)
-			*end++ = '\0';
-		if (as_errors && !str_startswith(line, "debug") && !str_startswith(line, "trace"))
-			slurm_error(PLUGIN_PREFIX "%s", line);
-		else
-			slurm_debug(PLUGIN_PREFIX "%s", line);
-		if (!end)
-			break;
-	}
+	slog_replay(remote.log, as_errors);
 	free(remote.log);
 	remote.log = NULL;
 }
@@ -321,6 +311,13 @@ int remote_task_exit(spank_t sp, int ac, char **av)
 	 * so the reference goes with the last task (the joined tasks hold the
 	 * mounts from then on, the keeper lingers after them). */
 	if (++remote.exited >= remote.job.local_tasks) {
+		/* --container-save: the tasks are done, the container still up */
+		if (remote.res.save[0] && remote.keeper) {
+			struct save_req req = {.state_dir = remote.res.state_dir,
+					       .image = remote.res.image, .path = remote.res.save};
+
+			prepare_as_user(&remote.pconf, &remote.job, node_save, &req);
+		}
 		launcher_release(remote.keeper);
 		remote.keeper = NULL;
 	}
@@ -330,7 +327,7 @@ int remote_task_exit(spank_t sp, int ac, char **av)
 int remote_exit(spank_t sp, int ac, char **av)
 {
 	if (remote.enabled && remote.pconf.importer)
-		prepare_as_user(&remote.pconf, &remote.job, node_release);
+		prepare_as_user(&remote.pconf, &remote.job, node_release, NULL);
 	launcher_release(remote.keeper);
 	free(remote.log);
 	strv_free(remote.job.env);

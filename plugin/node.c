@@ -42,8 +42,7 @@ static bool is_squashfs_path(const char *text)
 	       str_endswith(text, ".squashfs");
 }
 
-/* The user's configuration, then what only the admin decides. */
-static int load_user_config(const struct pconf *pc, uid_t uid, struct berth_config **out)
+int node_user_config(const struct pconf *pc, uid_t uid, struct berth_config **out)
 {
 	struct berth_config *cfg = NULL, *def = NULL;
 	_cleanup_free_ char *run = user_runtime_dir(pc, uid);
@@ -313,13 +312,15 @@ int prepare_container(struct prep_ctx *p, struct launcher_container **out)
 {
 	struct berth_config *cfg = NULL;
 	_cleanup_free_ char *image = NULL, *name = NULL;
-	int r = load_user_config(p->pconf, p->job->uid, &cfg);
+	int r = node_user_config(p->pconf, p->job->uid, &cfg);
 
 	if (r < 0)
 		return r;
 	copy_str(p->res->runtime_dir, sizeof(p->res->runtime_dir), cfg->runtime_dir);
 	if ((r = mkdir_p(cfg->runtime_dir, 0700)) < 0) {
 		r = berth_fail(r, "runtime directory '%s'", cfg->runtime_dir);
+	} else if ((r = save_check(p)) < 0) {
+		/* before anything runs: a bad --container-save fails the step */
 	} else if (p->args->name) {
 		name = scoped_name(p->pconf, p->args->name, p->job->jobid);
 		r = name ? named(p, cfg, name, out) : -ENOMEM;
@@ -335,13 +336,13 @@ int prepare_container(struct prep_ctx *p, struct launcher_container **out)
 
 /* container_scope=job, at the job's end: stop and remove the job's named
  * containers ("j<jobid>_*").  Runs as the user, after the job's tasks. */
-int node_cleanup_job(const struct pconf *pc, const struct job *job)
+int node_cleanup_job(const struct pconf *pc, const struct job *job, void *arg)
 {
 	struct berth_config *cfg = NULL;
 	struct launcher_entry *v = NULL;
 	_cleanup_free_ char *prefix = xasprintf("j%u_", (unsigned)job->jobid);
 	size_t n = 0;
-	int r = prefix ? load_user_config(pc, job->uid, &cfg) : -ENOMEM, rc = 0;
+	int r = prefix ? node_user_config(pc, job->uid, &cfg) : -ENOMEM, rc = 0;
 
 	if (r < 0)
 		return r;
@@ -372,9 +373,10 @@ int node_cleanup_job(const struct pconf *pc, const struct job *job)
 }
 
 /* At the step's end: the importer's "release". */
-int node_release(const struct pconf *pc, const struct job *job)
+int node_release(const struct pconf *pc, const struct job *job, void *arg)
 {
 	(void)job;
+	(void)arg;
 	if (pc->importer)
 		importer_release(pc);
 	return 0;

@@ -56,6 +56,7 @@ struct args {
 	char *workdir;
 	char *name;
 	enum name_mode name_mode;
+	char *save;             /* --container-save PATH, as given */
 	char *env;              /* NAME[,NAME...] */
 	char *unshare;          /* "uts" */
 	int mount_home;         /* -1 unset, 0, 1 */
@@ -123,6 +124,7 @@ struct prep_result {
 	char image[1024];       /* the .sqsh that is mounted */
 	char runtime_dir[1024]; /* the user's runtime dir (for the tasks) */
 	char workdir[1024];     /* image WorkingDir ("" when none) */
+	char save[1024];        /* --container-save as an absolute path, or "" */
 	char message[2048];     /* one line when code < 0 */
 };
 
@@ -138,10 +140,11 @@ int prepare_run(const struct pconf *pc, const struct args *a, const struct job *
 		struct prep_result *res, struct launcher_container **out, char **log,
 		size_t *log_len);
 
-/* Run fn in a child that is the job's user for good, in the job's
- * environment; its log lines go to Slurm's log.  0, or -1 when it failed. */
+/* Run fn(pc, job, arg) in a child that is the job's user for good, in the
+ * job's environment; its log lines go to Slurm's log (as errors when it
+ * failed).  0, or -1 when it failed. */
 int prepare_as_user(const struct pconf *pc, const struct job *job,
-		    int (*fn)(const struct pconf *pc, const struct job *job));
+		    int (*fn)(const struct pconf *pc, const struct job *job, void *arg), void *arg);
 
 /* Drop to uid/gid/gids for good (setgroups, setresgid, setresuid), from a
  * process whose real or saved uid is root; then make the process dumpable
@@ -171,5 +174,9 @@ char *hostlist_first(const char *list);
 void slog_install(int level);
 /* In a child: berth's log lines go, one per line, to fd. */
 void slog_to_fd(int fd, int level);
+/* Hand lines a child wrote with slog_to_fd() (text is modified) to Slurm:
+ * errors and warnings with slurm_error (srun shows them), info with
+ * slurm_verbose (srun -v), or as errors too when the child failed. */
+void slog_replay(char *text, bool failed);
 
 #endif

@@ -259,7 +259,7 @@ int prepare_run(const struct pconf *pconf, const struct args *a, const struct jo
 /* Run fn as the job's user in a child; its log lines are replayed into
  * Slurm's log (as errors when it failed). */
 int prepare_as_user(const struct pconf *pc, const struct job *job,
-		    int (*fn)(const struct pconf *pc, const struct job *job))
+		    int (*fn)(const struct pconf *pc, const struct job *job, void *arg), void *arg)
 {
 	struct prep_result res = {0};
 	_cleanup_free_ char *log = NULL;
@@ -275,7 +275,7 @@ int prepare_as_user(const struct pconf *pc, const struct job *job,
 		int r = become_user(pc, job, -1, logfd, &res);
 
 		if (r == 0)
-			r = fn(pc, job);
+			r = fn(pc, job, arg);
 		if (r < 0)
 			log_error("%s", res.message[0] ? res.message : berth_errmsg(r));
 		_exit(r < 0 ? 1 : 0);
@@ -288,16 +288,6 @@ int prepare_as_user(const struct pconf *pc, const struct job *job,
 		;
 	collect_log(logfd, &log, &len);
 	close(logfd);
-	for (char *line = log, *end; line && *line; line = end) {
-		end = strchr(line, '\n');
-		if (end)
-			*end++ = '\0';
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-			slurm_debug(PLUGIN_PREFIX "%s", line);
-		else
-			slurm_error(PLUGIN_PREFIX "%s", line);
-		if (!end)
-			break;
-	}
+	slog_replay(log, !WIFEXITED(status) || WEXITSTATUS(status) != 0);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

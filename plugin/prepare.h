@@ -2,6 +2,7 @@
 #ifndef BERTH_PLUGIN_PREPARE_H
 #define BERTH_PLUGIN_PREPARE_H
 
+#include "common/conf.h"
 #include "plugin/plugin.h"
 
 struct prep_ctx {
@@ -16,6 +17,26 @@ struct prep_ctx {
  * a negative code with the message recorded. */
 int prepare_container(struct prep_ctx *p, struct launcher_container **out);
 
+/* The user's configuration (files, BERTH_* of the job), then what only
+ * the admin decides (plugstack.conf runtime_path, cache_dir default). */
+int node_user_config(const struct pconf *pc, uid_t uid, struct berth_config **out);
+
+/* --container-save, before the container starts: the path made absolute
+ * against the job's directory into p->res->save; an existing directory, a
+ * missing or unwritable parent directory are errors naming the path. */
+int save_check(struct prep_ctx *p);
+
+/* What the step's last task hands to node_save(). */
+struct save_req {
+	const char *state_dir; /* the keeper */
+	const char *image;     /* the .sqsh it runs */
+	const char *path;      /* absolute output path */
+};
+
+/* As the user (prepare_as_user, arg a struct save_req): write the running
+ * container as a squashfs (launcher_save). */
+int node_save(const struct pconf *pc, const struct job *job, void *arg);
+
 /* Run the site's importer: "IMPORTER get URI" prints the squashfs path. */
 int importer_get(const struct pconf *pc, const char *uri, char **path);
 /* "IMPORTER release" (errors only logged: it must be idempotent). */
@@ -23,7 +44,7 @@ void importer_release(const struct pconf *pc);
 
 /* Run as the job's user (prepare_as_user): remove the job's named
  * containers (container_scope=job); the importer's release. */
-int node_cleanup_job(const struct pconf *pc, const struct job *job);
-int node_release(const struct pconf *pc, const struct job *job);
+int node_cleanup_job(const struct pconf *pc, const struct job *job, void *arg);
+int node_release(const struct pconf *pc, const struct job *job, void *arg);
 
 #endif
