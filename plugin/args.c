@@ -392,11 +392,6 @@ int args_finish(spank_t sp)
 		report_ignored();
 		return 0;
 	}
-	if (args.entrypoint == 1) {
-		slurm_error(PLUGIN_PREFIX "--container-entrypoint: berth does not run image "
-			    "entrypoints in Slurm steps; run it as the command instead");
-		return -1;
-	}
 	if (args.mounts) {
 		/* Syntax only here; sources are checked on the node. */
 		struct launcher_mounts m = {0};

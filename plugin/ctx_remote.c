@@ -30,8 +30,8 @@ static struct {
 	bool enabled;
 	struct job job;
 	struct prep_result res;
-	char *log;
-	size_t log_len;
+	struct prep_output out;
+	char **entry_delta;     /* the entrypoint's changes to the environment */
 	struct launcher_container *keeper;
 	uint32_t exited;
 } remote = {
@@ -39,8 +39,8 @@ static struct {
 	.enabled = false,
 	.job = {0},
 	.res = {0},
-	.log = NULL,
-	.log_len = 0,
+	.out = {0},
+	.entry_delta = NULL,
 	.keeper = NULL,
 	.exited = 0,
 };
@@ -162,9 +162,39 @@ static int job_details(spank_t sp, struct job *job)
 
 static void replay_log(bool as_errors)
 {
-	slog_replay(remote.log, as_errors);
-	free(remote.log);
-	remote.log = NULL;
+	slog_replay(remote.out.log, as_errors);
+	free(remote.out.log);
+	remote.out.log = NULL;
+}
+
+/* The entrypoint's output, a line each: as errors when the container
+ * could not start, else on srun's stderr for --container-entrypoint-log. */
+static void show_entry_log(bool as_errors)
+{
+	char *text = remote.out.entry_log;
+
+	for (char *line = text, *end; line && *line; line = end) {
+		end = strchr(line, '\n');
+		if (end)
+			*end++ = '\0';
+		if (as_errors)
+			slurm_error(PLUGIN_PREFIX "entrypoint: %s", line);
+		else
+			slurm_spank_log("%s", line);
+		if (!end)
+			break;
+	}
+	free(text);
+	remote.out.entry_log = NULL;
+}
+
+/* "A=1\0B\0" -> {"A=1", "B"} */
+static int parse_delta(const char *buf, size_t len, char ***out)
+{
+	for (size_t i = 0; buf && i < len; i += strlen(buf + i) + 1)
+		if (buf[i] && strv_push(out, buf + i) < 0)
+			return -ENOMEM;
+	return 0;
 }
 
 int remote_user_init(spank_t sp, int ac, char **av)
@@ -181,8 +211,7 @@ int remote_user_init(spank_t sp, int ac, char **av)
 			 "cannot read the job's details from Slurm");
 		return 0;
 	}
-	r = prepare_run(&remote.pconf, a, &remote.job, &remote.res, &remote.keeper, &remote.log,
-			&remote.log_len);
+	r = prepare_run(&remote.pconf, a, &remote.job, &remote.res, &remote.keeper, &remote.out);
 	if (r < 0) {
 		remote.res.code = r;
 		snprintf(remote.res.message, sizeof(remote.res.message),
@@ -191,6 +220,14 @@ int remote_user_init(spank_t sp, int ac, char **av)
 	if (remote.res.code < 0)
 		return 0; /* reported by task_init, where srun sees it */
 	replay_log(false);
+	if (a->entrypoint_log == 1)
+		show_entry_log(false);
+	if (parse_delta(remote.out.entry_env, remote.out.entry_env_len, &remote.entry_delta) < 0) {
+		remote.res.code = -ENOMEM;
+		snprintf(remote.res.message, sizeof(remote.res.message),
+			 "cannot keep the entrypoint's environment");
+		return 0;
+	}
 	slurm_info(PLUGIN_PREFIX "container ready in %llu ms (image %s, %s)",
 		   (unsigned long long)((now_ns() - start) / 1000000),
 		   a->image ? a->image : a->name,
@@ -265,7 +302,7 @@ static int task_enter(spank_t sp)
 	}
 	r = enter_workdir(img.workdir, cwd);
 	if (r == 0 && (copy_env(sp, &cur) < 0 ||
-		       taskenv_build(cur, img.env, args_get()->env, &want) < 0 ||
+		       taskenv_build(cur, img.env, remote.entry_delta, args_get()->env, &want) < 0 ||
 		       apply_env(sp, cur, want) < 0)) {
 		slurm_error(PLUGIN_PREFIX "cannot set the task's environment");
 		r = -1;
@@ -294,6 +331,7 @@ int remote_task_init(spank_t sp, int ac, char **av)
 		if (spank_get_item(sp, S_TASK_ID, &id) != ESPANK_SUCCESS || id == 0) {
 			slurm_error(PLUGIN_PREFIX "%s", remote.res.message);
 			replay_log(true);
+			show_entry_log(true);
 		}
 		task_fail();
 	}
@@ -329,7 +367,10 @@ int remote_exit(spank_t sp, int ac, char **av)
 	if (remote.enabled && remote.pconf.importer)
 		prepare_as_user(&remote.pconf, &remote.job, node_release, NULL);
 	launcher_release(remote.keeper);
-	free(remote.log);
+	free(remote.out.log);
+	free(remote.out.entry_log);
+	free(remote.out.entry_env);
+	strv_free(remote.entry_delta);
 	strv_free(remote.job.env);
 	free(remote.job.gids);
 	free(remote.job.cwd);
@@ -337,7 +378,8 @@ int remote_exit(spank_t sp, int ac, char **av)
 	args_clear();
 	pconf_clear(&remote.pconf);
 	remote.keeper = NULL;
-	remote.log = NULL;
+	remote.out = (struct prep_output){0};
+	remote.entry_delta = NULL;
 	remote.job = (struct job){0};
 	remote.enabled = false;
 	return 0;

@@ -330,6 +330,11 @@ int prepare_container(struct prep_ctx *p, struct launcher_container **out)
 	}
 	if (r == 0)
 		copy_str(p->res->state_dir, sizeof(p->res->state_dir), launcher_state_dir(*out));
+	/* A running named container that was joined has started already. */
+	if (r == 0 && !p->res->reused &&
+	    (p->args->entrypoint == 1 ||
+	     (p->args->entrypoint == -1 && p->pconf->execute_entrypoint)))
+		r = entrypoint_run(p, *out, p->res->image);
 	berth_config_free(cfg);
 	return r;
 }

@@ -57,16 +57,8 @@ static int set_one(struct pconf *c, const char *key, const char *v)
 		return set_path(&c->importer, key, v);
 	if (streq(key, "image_staging"))
 		return set_path(&c->image_staging, key, v);
-	if (streq(key, "execute_entrypoint")) {
-		if (set_bool(&c->execute_entrypoint, key, v) < 0)
-			return -1;
-		if (c->execute_entrypoint) {
-			slurm_error(PLUGIN_PREFIX "plugstack.conf: execute_entrypoint=%s: berth does "
-				    "not run image entrypoints in Slurm steps", v);
-			return -1;
-		}
-		return 0;
-	}
+	if (streq(key, "execute_entrypoint"))
+		return set_bool(&c->execute_entrypoint, key, v);
 	if (streq(key, "sbatch_support"))
 		return set_bool(&c->sbatch_support, key, v);
 	if (streq(key, "container_scope")) {

@@ -130,15 +130,21 @@ struct prep_result {
 
 struct launcher_container;
 
+/* What prepare_run() brings back besides the result (malloc'd, or NULL). */
+struct prep_output {
+	char *log;              /* the child's log lines */
+	char *entry_log;        /* --container-entrypoint: the entrypoint's output */
+	char *entry_env;        /* its environment changes, NUL-separated */
+	size_t log_len, entry_log_len, entry_env_len;
+};
+
 /* Fork a child that drops to the job's user for good and prepares the
  * container; wait for it.  On success *out is the step's own reference on
- * the keeper, held until its tasks have joined.  The child's log lines are
- * in *log (malloc'd text, one line each) for the caller to show.  Returns
- * -errno only when the child could not be run; its failures are in
- * res->code and res->message. */
+ * the keeper, held until its tasks have joined.  Returns -errno only when
+ * the child could not be run; its failures are in res->code and
+ * res->message, its log and the entrypoint's in *o. */
 int prepare_run(const struct pconf *pc, const struct args *a, const struct job *job,
-		struct prep_result *res, struct launcher_container **out, char **log,
-		size_t *log_len);
+		struct prep_result *res, struct launcher_container **out, struct prep_output *o);
 
 /* Run fn(pc, job, arg) in a child that is the job's user for good, in the
  * job's environment; its log lines go to Slurm's log (as errors when it
@@ -161,10 +167,12 @@ char *scoped_name(const struct pconf *pc, const char *name, uint32_t jobid);
 /* ---- a task's environment (taskenv.c) ------------------------------------ */
 
 /* The environment a task gets in the container from the job's (task's)
- * environment, the image's Env and the --container-env names, plus the
- * PyTorch variables pyxis sets when the image has PYTORCH_VERSION. */
-int taskenv_build(char *const *job_env, char *const *image_env, const char *keep_names,
-		  char ***out);
+ * environment, the image's Env and the --container-env names, then the
+ * entrypoint's changes (entry_delta: "NAME=VALUE" set, "NAME" unset; NULL
+ * when no entrypoint ran), plus the PyTorch variables pyxis sets when the
+ * image has PYTORCH_VERSION. */
+int taskenv_build(char *const *job_env, char *const *image_env, char *const *entry_delta,
+		  const char *keep_names, char ***out);
 /* First host of a Slurm hostlist ("n[01-04],m" -> "n01"); NULL if malformed. */
 char *hostlist_first(const char *list);
 

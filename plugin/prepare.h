@@ -10,6 +10,8 @@ struct prep_ctx {
 	const struct args *args;
 	const struct job *job;
 	struct prep_result *res;
+	int entry_log_fd;       /* the entrypoint's output goes here */
+	int entry_env_fd;       /* its environment changes, NUL-separated */
 };
 
 /* As the job's user, in the job's environment and working directory:
@@ -36,6 +38,11 @@ struct save_req {
 /* As the user (prepare_as_user, arg a struct save_req): write the running
  * container as a squashfs (launcher_save). */
 int node_save(const struct pconf *pc, const struct job *job, void *arg);
+
+/* --container-entrypoint (entry.c): run the image's entrypoint once in
+ * the started container c; its changes to the environment go to
+ * p->entry_env_fd, its output to p->entry_log_fd. */
+int entrypoint_run(struct prep_ctx *p, struct launcher_container *c, const char *image);
 
 /* Run the site's importer: "IMPORTER get URI" prints the squashfs path. */
 int importer_get(const struct pconf *pc, const char *uri, char **path);

@@ -197,7 +197,6 @@ bad_input() {
 	bad_input "empty name" --container-name=:exec
 	bad_input "flag must be auto, create, exec or no_exec" --container-name=x:start
 	bad_input "no such container" --container-name=never-made
-	bad_input "does not run image entrypoints" --container-image="$IMG" --container-entrypoint
 	bad_input "only 'uts' can be unshared" --container-image="$IMG" --container-unshare=net
 	AS_USER_ENV=(BERTH_CONTAINER_REMAP_ROOT)
 	export BERTH_CONTAINER_REMAP_ROOT=maybe
