@@ -181,6 +181,17 @@ const char *launcher_state_dir(const struct launcher_container *c);
  * caller then chdir()s, builds the environment and execs. */
 int launcher_join(struct launcher_container *c);
 
+/* Is the caller root of a user namespace that maps one uid (what
+ * --remap-root makes), judged from /proc/self/uid_map?  After joining. */
+bool launcher_userns_remapped(void);
+
+/* For remap-root containers, the last step before exec: a seccomp filter
+ * (no_new_privs set) that makes chown, fchown, fchownat, lchown and
+ * setuid, setgid, setreuid, setregid, setresuid, setresgid, setgroups,
+ * setfsuid, setfsgid return 0 without effect, so package managers work in
+ * a one-uid namespace.  Inherited by children and kept across exec. */
+int launcher_seccomp_remap_root(void);
+
 /* Join the namespaces of any process of a container (berth exec PID). */
 int launcher_join_pid(pid_t pid);
 

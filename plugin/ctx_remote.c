@@ -301,6 +301,9 @@ static int task_enter(spank_t sp)
 		return -1;
 	}
 	r = enter_workdir(img.workdir, cwd);
+	/* --container-remap-root: package managers' chown and set*id */
+	if (r == 0 && launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
+		slurm_error(PLUGIN_PREFIX "%s", berth_errmsg(r));
 	if (r == 0 && (copy_env(sp, &cur) < 0 ||
 		       taskenv_build(cur, img.env, remote.entry_delta, args_get()->env, &want) < 0 ||
 		       apply_env(sp, cur, want) < 0)) {

@@ -66,6 +66,8 @@ _Noreturn static void runner(struct launcher_container *c, char **argv, char **e
 	r = launcher_join(c);
 	if (r == 0 && chdir(wd) < 0)
 		r = berth_fail(-errno, "workdir '%s' in the container", wd);
+	if (r == 0 && launcher_userns_remapped())
+		r = launcher_seccomp_remap_root();
 	if (r == 0)
 		r = launcher_exec(argv, env);
 	dprintf(2, "berth: %s\n", berth_errmsg(r));
