@@ -155,6 +155,10 @@ struct launcher_opts {
 	bool remap_root;
 	bool mount_home;
 	const char *hostname; /* own UTS namespace with this name, or NULL */
+	/* Opt-in (the default shares the host's, which MPI needs): an own
+	 * network namespace with loopback only, an own IPC namespace. */
+	bool unshare_net;
+	bool unshare_ipc;
 	enum launcher_overlay overlay;
 	const struct gpu_plan *gpu; /* GPUs to add (gpu_plan()), or NULL */
 };
@@ -175,8 +179,8 @@ pid_t launcher_keeper_pid(const struct launcher_container *c);
 const char *launcher_state_dir(const struct launcher_container *c);
 
 /* Make the calling process a member of the container: registered with the
- * keeper (tracked until it exits), setns into its user, mount (and UTS)
- * namespaces; the root directory and cwd are then the container's "/".
+ * keeper (tracked until it exits), setns into its user and mount
+ * namespaces (and UTS, network, IPC when the container has its own); the root directory and cwd are then the container's "/".
  * Single-threaded callers only (setns(CLONE_NEWUSER) requires it).  The
  * caller then chdir()s, builds the environment and execs. */
 int launcher_join(struct launcher_container *c);

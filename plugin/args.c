@@ -204,18 +204,30 @@ static int opt_unshare(int val, const char *v, int remote)
 	_cleanup_strv_ char **items = NULL;
 
 	if (v && *v) {
+		if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) {
+			slurm_error(PLUGIN_PREFIX "--container-unshare '%s': empty entry in the list",
+				    v);
+			return -1;
+		}
 		if (!(items = strv_split(v, ',')))
 			return -1;
 		for (size_t i = 0; items[i]; i++) {
-			if (!streq(items[i], "uts")) {
-				slurm_error(PLUGIN_PREFIX "--container-unshare '%s': '%s': berth "
-					    "shares the host's network and IPC namespaces; only 'uts' "
-					    "can be unshared", v, items[i]);
+			if (!streq(items[i], "uts") && !streq(items[i], "net") &&
+			    !streq(items[i], "ipc")) {
+				slurm_error(PLUGIN_PREFIX "--container-unshare '%s': '%s' is not one of "
+					    "net, ipc, uts", v, items[i]);
 				return -1;
 			}
 		}
 	}
 	return set_string(&args.unshare, "container-unshare", v);
+}
+
+bool args_unshares(const char *what)
+{
+	_cleanup_strv_ char **items = args.unshare ? strv_split(args.unshare, ',') : NULL;
+
+	return items && strv_contains(items, what);
 }
 
 /* Slurm's option table has char * fields for constant strings. */
@@ -258,8 +270,9 @@ static struct spank_option options[] = {
 	 opt_writable},
 	{S("container-env"), S("NAME[,NAME...]"),
 	 S("[berth] variables whose job value wins over the image's"), 1, 0, opt_env},
-	{S("container-unshare"), S("uts"),
-	 S("[berth] own UTS namespace (network and IPC stay the host's)"), 1, 0, opt_unshare},
+	{S("container-unshare"), S("net,ipc,uts"),
+	 S("[berth] own namespaces: net (loopback only), ipc, uts (by default all are "
+	 "the host's, as MPI needs)"), 1, 0, opt_unshare},
 	SPANK_OPTIONS_TABLE_END,
 };
 #undef S

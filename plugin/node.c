@@ -223,14 +223,17 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 		launcher_mounts_clear(&m);
 		return r;
 	}
-	if (a->unshare && gethostname(host, sizeof(host) - 1) < 0)
+	/* uts: the node's name, in a namespace of its own */
+	if (args_unshares("uts") && gethostname(host, sizeof(host) - 1) < 0)
 		snprintf(host, sizeof(host), "container");
 	lo = (struct launcher_opts){
 		.image = image, .name = name, .mounts = &m,
 		.writable = a->writable >= 0 ? a->writable : (name || cfg->writable),
 		.remap_root = a->remap_root >= 0 ? a->remap_root : cfg->remap_root,
 		.mount_home = a->mount_home >= 0 ? a->mount_home : cfg->mount_home,
-		.hostname = a->unshare ? host : NULL,
+		.hostname = args_unshares("uts") ? host : NULL,
+		.unshare_net = args_unshares("net"),
+		.unshare_ipc = args_unshares("ipc"),
 		.overlay = overlay_mode(cfg->overlay),
 	};
 	if (name && !lo.writable)

@@ -58,7 +58,7 @@ struct args {
 	enum name_mode name_mode;
 	char *save;             /* --container-save PATH, as given */
 	char *env;              /* NAME[,NAME...] */
-	char *unshare;          /* "uts" */
+	char *unshare;          /* "net,ipc,uts" or a part of it */
 	int mount_home;         /* -1 unset, 0, 1 */
 	int remap_root;
 	int entrypoint;
@@ -76,6 +76,8 @@ int args_register(spank_t sp);
  * ignores), -1 on bad input (logged). */
 int args_finish(spank_t sp);
 const struct args *args_get(void);
+/* Does --container-unshare name "net", "ipc" or "uts"? */
+bool args_unshares(const char *what);
 void args_clear(void);
 
 /* ---- per-context entry points ------------------------------------------- */

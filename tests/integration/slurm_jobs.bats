@@ -197,7 +197,8 @@ bad_input() {
 	bad_input "empty name" --container-name=:exec
 	bad_input "flag must be auto, create, exec or no_exec" --container-name=x:start
 	bad_input "no such container" --container-name=never-made
-	bad_input "only 'uts' can be unshared" --container-image="$IMG" --container-unshare=net
+	bad_input "'pid' is not one of net, ipc, uts" --container-image="$IMG" --container-unshare=net,pid
+	bad_input "empty entry in the list" --container-image="$IMG" --container-unshare=net,
 	AS_USER_ENV=(BERTH_CONTAINER_REMAP_ROOT)
 	export BERTH_CONTAINER_REMAP_ROOT=maybe
 	bad_input "BERTH_CONTAINER_REMAP_ROOT=maybe: not a boolean" --container-image="$IMG"
