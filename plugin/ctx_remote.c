@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "launcher/gpu.h"
 #include "launcher/launcher.h"
 #include "plugin/plugin.h"
 #include "plugin/prepare.h"
@@ -32,6 +33,7 @@ static struct {
 	struct prep_result res;
 	struct prep_output out;
 	char **entry_delta;     /* the entrypoint's changes to the environment */
+	struct gpu_plan *gpu;   /* the step's GPUs on this node, or NULL */
 	struct launcher_container *keeper;
 	uint32_t exited;
 } remote = {
@@ -41,6 +43,7 @@ static struct {
 	.res = {0},
 	.out = {0},
 	.entry_delta = NULL,
+	.gpu = NULL,
 	.keeper = NULL,
 	.exited = 0,
 };
@@ -228,6 +231,13 @@ int remote_user_init(spank_t sp, int ac, char **av)
 			 "cannot keep the entrypoint's environment");
 		return 0;
 	}
+	/* The tasks' copy of the GPU plan (gpu.c); the keeper has its own. */
+	r = node_gpu_plan(&remote.job, remote.res.image, remote.res.gpu_root, true, &remote.gpu);
+	if (r < 0) {
+		remote.res.code = r;
+		snprintf(remote.res.message, sizeof(remote.res.message), "%s", berth_errmsg(r));
+		return 0;
+	}
 	slurm_info(PLUGIN_PREFIX "container ready in %llu ms (image %s, %s)",
 		   (unsigned long long)((now_ns() - start) / 1000000),
 		   a->image ? a->image : a->name,
@@ -282,15 +292,37 @@ static int enter_workdir(const char *image_wd, const char *host_cwd)
 	return chdir("/") == 0 ? 0 : -1;
 }
 
+/* The task's environment in slurmstepd's copy: taskenv.c's rules, then
+ * CUDA_VISIBLE_DEVICES renumbered for the GPUs inside. */
+static int task_env(spank_t sp, const struct launcher_image *img)
+{
+	_cleanup_strv_ char **cur = NULL, **want = NULL, **gpu = NULL;
+
+	if (copy_env(sp, &cur) < 0 ||
+	    taskenv_build(cur, img->env, remote.entry_delta, args_get()->env, &want) < 0 ||
+	    (remote.gpu && gpu_env(remote.gpu, want, &gpu) < 0) ||
+	    apply_env(sp, cur, gpu ? gpu : want) < 0) {
+		slurm_error(PLUGIN_PREFIX "cannot set the task's environment");
+		return -1;
+	}
+	return 0;
+}
+
 static int task_enter(spank_t sp)
 {
 	struct berth_config none = {0};
 	struct launcher_container *c = NULL;
 	struct launcher_image img = {0};
 	_cleanup_free_ char *cwd = getcwd(NULL, 0);
-	_cleanup_strv_ char **cur = NULL, **want = NULL;
-	int r = launcher_open(&none, remote.res.state_dir, &c);
+	int r = 0;
 
+	/* gpu_affinity: from the host's view of the GPUs, before joining;
+	 * a binding Slurm made (--cpu-bind) stands. */
+	if (remote.gpu && remote.pconf.gpu_affinity && (r = gpu_bind_cpus(remote.gpu)) < 0) {
+		slurm_error(PLUGIN_PREFIX "gpu_affinity: %s", berth_errmsg(r));
+		return -1;
+	}
+	r = launcher_open(&none, remote.res.state_dir, &c);
 	if (r == 0)
 		r = launcher_join(c);
 	launcher_release(c);
@@ -304,12 +336,8 @@ static int task_enter(spank_t sp)
 	/* --container-remap-root: package managers' chown and set*id */
 	if (r == 0 && launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
 		slurm_error(PLUGIN_PREFIX "%s", berth_errmsg(r));
-	if (r == 0 && (copy_env(sp, &cur) < 0 ||
-		       taskenv_build(cur, img.env, remote.entry_delta, args_get()->env, &want) < 0 ||
-		       apply_env(sp, cur, want) < 0)) {
-		slurm_error(PLUGIN_PREFIX "cannot set the task's environment");
-		r = -1;
-	}
+	if (r == 0)
+		r = task_env(sp, &img);
 	launcher_image_clear(&img);
 	return r;
 }
@@ -374,6 +402,7 @@ int remote_exit(spank_t sp, int ac, char **av)
 	free(remote.out.entry_log);
 	free(remote.out.entry_env);
 	strv_free(remote.entry_delta);
+	gpu_plan_free(remote.gpu);
 	strv_free(remote.job.env);
 	free(remote.job.gids);
 	free(remote.job.cwd);
@@ -383,6 +412,7 @@ int remote_exit(spank_t sp, int ac, char **av)
 	remote.keeper = NULL;
 	remote.out = (struct prep_output){0};
 	remote.entry_delta = NULL;
+	remote.gpu = NULL;
 	remote.job = (struct job){0};
 	remote.enabled = false;
 	return 0;

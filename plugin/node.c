@@ -216,6 +216,7 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 	const struct args *a = p->args;
 	struct launcher_mounts m = {0};
 	struct launcher_opts lo;
+	struct gpu_plan *gpu = NULL;
 	char host[256] = "";
 	int r = build_mounts(p, &m);
 
@@ -236,11 +237,15 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 		.unshare_ipc = args_unshares("ipc"),
 		.overlay = overlay_mode(cfg->overlay),
 	};
+	copy_str(p->res->gpu_root, sizeof(p->res->gpu_root), cfg->gpu_driver_root);
 	if (name && !lo.writable)
 		r = berth_failx(BERTH_EINVAL_INPUT, "--container-readonly: container '%s' is "
 				"named, and a named container is always writable", a->name);
-	else
+	else if ((r = node_gpu_plan(p->job, image, cfg->gpu_driver_root, false, &gpu)) == 0) {
+		lo.gpu = gpu;
 		r = launcher_create(cfg, &lo, out);
+	}
+	gpu_plan_free(gpu);
 	launcher_mounts_clear(&m);
 	return r;
 }

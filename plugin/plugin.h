@@ -38,6 +38,7 @@ struct pconf {
 	bool execute_entrypoint;
 	enum scope container_scope;
 	bool sbatch_support;
+	bool gpu_affinity;      /* bind tasks to their GPUs' cores */
 	int log_level;          /* enum berth_log_level */
 };
 
@@ -127,6 +128,7 @@ struct prep_result {
 	char runtime_dir[1024]; /* the user's runtime dir (for the tasks) */
 	char workdir[1024];     /* image WorkingDir ("" when none) */
 	char save[1024];        /* --container-save as an absolute path, or "" */
+	char gpu_root[1024];    /* the user's gpu_driver_root */
 	char message[2048];     /* one line when code < 0 */
 };
 

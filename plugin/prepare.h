@@ -3,6 +3,7 @@
 #define BERTH_PLUGIN_PREPARE_H
 
 #include "common/conf.h"
+#include "launcher/gpu.h"
 #include "plugin/plugin.h"
 
 struct prep_ctx {
@@ -43,6 +44,14 @@ int node_save(const struct pconf *pc, const struct job *job, void *arg);
  * the started container c; its changes to the environment go to
  * p->entry_env_fd, its output to p->entry_log_fd. */
 int entrypoint_run(struct prep_ctx *p, struct launcher_container *c, const char *image);
+
+/* The GPU plan (plugin/gpu.c) of a step on this node: from the job's
+ * environment (Slurm's GPU allocation, NVIDIA_VISIBLE_DEVICES) and the
+ * image's Env, below driver_root.  for_tasks: the copy slurmstepd keeps
+ * for the tasks' environment and affinity, without the NVIDIA_REQUIRE_*
+ * check.  *out NULL: no GPU for this step. */
+int node_gpu_plan(const struct job *job, const char *image, const char *driver_root,
+		  bool for_tasks, struct gpu_plan **out);
 
 /* Run the site's importer: "IMPORTER get URI" prints the squashfs path. */
 int importer_get(const struct pconf *pc, const char *uri, char **path);

@@ -14,6 +14,9 @@
 # one is found: $SPANK_BERTH_SO, else the build tree's .libs/spank_berth.so,
 # else the installed one; $SPANK_BERTH_ARGS are its plugstack.conf arguments.
 # slurm_stop stops the daemons by PID.  slurm_log prints the daemons' logs.
+# Generic resources, opt-in: SLURM_NODE_GRES (e.g. "gpu:3") is added to the
+# node as Gres= (and its names to GresTypes=), and SLURM_GRES_CONF, when set,
+# becomes gres.conf (e.g. "Name=gpu File=/some/dir/nvidia[0-2]").
 
 # The plugin to load, or nothing.
 slurm_find_plugin() {
@@ -97,9 +100,18 @@ slurm_write_conf() {
 		KillWait=5
 		MinJobAge=60
 		PlugStackConfig=$d/plugstack.conf
-		NodeName=$SLURM_NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+		NodeName=$SLURM_NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN${SLURM_NODE_GRES:+ Gres=$SLURM_NODE_GRES}
 		PartitionName=$SLURM_PARTITION Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP
 	EOF
+	if [[ -n ${SLURM_NODE_GRES:-} ]]; then
+		# "gpu:3,mps:100" -> "gpu,mps"
+		echo "GresTypes=$(tr ',' '\n' <<<"$SLURM_NODE_GRES" | cut -d: -f1 | sort -u | paste -sd,)" \
+			>>"$d/slurm.conf"
+	fi
+	if [[ -n ${SLURM_GRES_CONF:-} ]]; then
+		printf '%s\n' "$SLURM_GRES_CONF" >"$d/gres.conf"
+		chmod 0644 "$d/gres.conf"
+	fi
 	plugin=$(slurm_find_plugin)
 	: >"$d/plugstack.conf"
 	if [[ -n $plugin ]]; then

@@ -69,6 +69,14 @@ static void test_pconf(void)
 		ok(pconf_parse(&c, 1, bad) < 0, "execute_entrypoint=sometimes refused");
 		ok(strstr(last_error, "execute_entrypoint=sometimes") != NULL, "the message names it");
 	}
+	{
+		char *aff[] = {S("gpu_affinity=0")};
+
+		ok(pconf_parse(&c, 0, NULL) == 0 && c.gpu_affinity, "gpu_affinity on by default");
+		pconf_clear(&c);
+		ok(pconf_parse(&c, 1, aff) == 0 && !c.gpu_affinity, "gpu_affinity=0");
+		pconf_clear(&c);
+	}
 }
 
 static void test_hostlist(void)
