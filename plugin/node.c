@@ -237,7 +237,6 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 		.unshare_ipc = args_unshares("ipc"),
 		.overlay = overlay_mode(cfg->overlay),
 	};
-	copy_str(p->res->gpu_root, sizeof(p->res->gpu_root), cfg->gpu_driver_root);
 	if (name && !lo.writable)
 		r = berth_failx(BERTH_EINVAL_INPUT, "--container-readonly: container '%s' is "
 				"named, and a named container is always writable", a->name);
@@ -325,6 +324,7 @@ int prepare_container(struct prep_ctx *p, struct launcher_container **out)
 	if (r < 0)
 		return r;
 	copy_str(p->res->runtime_dir, sizeof(p->res->runtime_dir), cfg->runtime_dir);
+	copy_str(p->res->gpu_root, sizeof(p->res->gpu_root), cfg->gpu_driver_root);
 	if ((r = mkdir_p(cfg->runtime_dir, 0700)) < 0) {
 		r = berth_fail(r, "runtime directory '%s'", cfg->runtime_dir);
 	} else if ((r = save_check(p)) < 0) {
