@@ -381,7 +381,7 @@ int remote_task_exit(spank_t sp, int ac, char **av)
 	 * mounts from then on, the keeper lingers after them). */
 	if (++remote.exited >= remote.job.local_tasks) {
 		/* --container-save: the tasks are done, the container still up */
-		if (remote.res.save[0] && remote.keeper) {
+		if (remote.res.save[0] && remote.keeper && remote.res.code == 0) {
 			struct save_req req = {.state_dir = remote.res.state_dir,
 					       .image = remote.res.image, .path = remote.res.save};
 

@@ -89,6 +89,11 @@ no_keepers() {
 	run usrun -n 1 --container-image="$work/saved.sqsh" sh -c 'cat /marker0; echo $PATH'
 	[ "${lines[0]}" = again ]
 	[ "${lines[1]}" = /usr/sbin:/usr/bin:/sbin:/bin ]
+	# a read-only container saves its image as it is
+	run usrun -n 1 --container-image="$IMG" --container-readonly --container-save=ro.sqsh true
+	[ "$status" -eq 0 ]
+	run usrun -n 1 --container-image=./ro.sqsh sh -c 'test -x /bin/busybox && echo ok'
+	[ "$output" = ok ]
 	no_keepers
 }
 
