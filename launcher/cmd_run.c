@@ -22,7 +22,7 @@ struct run_cli {
 	struct launcher_mounts mounts;
 	char **user_env;
 	const char *workdir, *entrypoint, *hostname, *name;
-	bool no_entrypoint, pid_ns, rm;
+	bool no_entrypoint, pid_ns, rm, unshare_net, unshare_ipc, unshare_uts;
 	int remap_root, mount_home, writable; /* -1: from the config */
 	struct gpu_cli gpu;
 };
@@ -44,6 +44,7 @@ static void run_usage(FILE *out)
 		"      --writable, --readonly   writable overlay on the image, or none\n"
 		"      --pid                    own PID namespace with a minimal init\n"
 		"      --hostname NAME          own UTS namespace with this host name\n"
+		"      --unshare net,ipc,uts    own network (loopback only), IPC, UTS namespaces\n"
 		"      --name NAME              use (or create) the named container NAME\n"
 		"      --rm                     remove the named container afterwards\n"
 		"      --gpus all|none|LIST     GPUs to add (indexes or UUIDs; see 'berth gpus')\n"
@@ -93,10 +94,36 @@ static int resolve_image(const struct berth_config *cfg, const char *text, char 
 	return import_image(cfg, text, path);
 }
 
+/* --unshare net,ipc,uts (any of them; the default shares all three). */
+static int parse_unshare(struct run_cli *o, const char *list)
+{
+	_cleanup_strv_ char **items = strv_split(list, ',');
+
+	if (!items || !items[0] || list[0] == ',' || list[strlen(list) - 1] == ',' ||
+	    strstr(list, ",,")) {
+		cli_error("--unshare '%s': a comma-separated list of net, ipc, uts", list);
+		return -1;
+	}
+	for (size_t i = 0; items[i]; i++) {
+		if (streq(items[i], "net"))
+			o->unshare_net = true;
+		else if (streq(items[i], "ipc"))
+			o->unshare_ipc = true;
+		else if (streq(items[i], "uts"))
+			o->unshare_uts = true;
+		else {
+			cli_error("--unshare '%s': '%s' is not one of net, ipc, uts", list, items[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run_cli *o)
 {
 	enum { O_ENVFILE = 256, O_ENTRY, O_NOENTRY, O_REMAP, O_NOREMAP, O_HOME, O_NOHOME,
-	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM, O_GPUS, O_GPU_AFF };
+	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM, O_GPUS, O_GPU_AFF,
+	       O_UNSHARE };
 	static const struct option opts[] = {
 		{"mount", required_argument, NULL, 'v'},
 		{"volume", required_argument, NULL, 'v'},
@@ -113,6 +140,7 @@ static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run
 		{"readonly", no_argument, NULL, O_READONLY},
 		{"pid", no_argument, NULL, O_PID},
 		{"hostname", required_argument, NULL, O_HOSTNAME},
+		{"unshare", required_argument, NULL, O_UNSHARE},
 		{"name", required_argument, NULL, O_NAME},
 		{"rm", no_argument, NULL, O_RM},
 		{"gpus", required_argument, NULL, O_GPUS},
@@ -155,6 +183,10 @@ static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run
 		case O_READONLY: o->writable = 0; break;
 		case O_PID: o->pid_ns = true; break;
 		case O_HOSTNAME: o->hostname = optarg; break;
+		case O_UNSHARE:
+			if (parse_unshare(o, optarg) < 0)
+				return 2;
+			break;
 		case O_NAME: o->name = optarg; break;
 		case O_RM: o->rm = true; break;
 		case O_GPUS: o->gpu.gpus = optarg; break;
@@ -209,6 +241,7 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	struct launcher_opts lo = {0};
 	struct mpi_plan *mpi = NULL;
 	struct payload p = {0};
+	char host[256] = "";
 	int r, status;
 
 	if (text && (r = resolve_image(cfg, text, &image, &named)) < 0)
@@ -222,12 +255,16 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	}
 	if (named && !o->name)
 		o->name = named;
+	/* --unshare uts alone: the host's name, in a namespace of its own */
+	if (o->unshare_uts && !o->hostname && gethostname(host, sizeof(host) - 1) == 0)
+		o->hostname = host;
 	lo = (struct launcher_opts){
 		.image = image, .name = named, .mounts = &o->mounts,
 		.writable = o->writable >= 0 ? o->writable : cfg->writable || named,
 		.remap_root = o->remap_root >= 0 ? o->remap_root : cfg->remap_root,
 		.mount_home = o->mount_home >= 0 ? o->mount_home : cfg->mount_home,
 		.hostname = o->hostname, .overlay = overlay_mode(cfg->overlay),
+		.unshare_net = o->unshare_net, .unshare_ipc = o->unshare_ipc,
 	};
 	if (named && !lo.writable) {
 		cli_error("container '%s': a named container is always writable", named);
