@@ -30,6 +30,9 @@ done
 mkdir -p "$WORK"
 chmod 0755 "$WORK"
 install -m 0755 "$SRC" "$WORK/berth"
+# The image side, next to berth where it looks first (a .sqsh run never
+# starts it; copied so the bench's berth is complete).
+[[ -x ${SRC%/*}/berth-image ]] && install -m 0755 "${SRC%/*}/berth-image" "$WORK/berth-image"
 
 mkimage() { # NAME MB
 	local d=$WORK/$1.d
