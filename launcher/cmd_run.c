@@ -9,7 +9,6 @@
 #include <unistd.h>
 #include "common/error.h"
 #include "common/util.h"
-#include "imgconv/imgconv.h"
 #include "launcher/cli.h"
 #include "launcher/gpu_cli.h"
 #include "launcher/launcher.h"
@@ -60,15 +59,6 @@ static int is_regular(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Everything that is not a file or a named container is a reference for
- * imgconv (cache hit, or pulled and converted now). */
-static int import_image(const struct berth_config *cfg, const char *text, char **path)
-{
-	struct imgconv_import_opts io = {.flags = isatty(2) ? IMGCONV_PROGRESS : IMGCONV_QUIET};
-
-	return imgconv_import(cfg, text, &io, path);
-}
-
 static int resolve_image(const struct berth_config *cfg, const char *text, char **path,
 			 const char **named)
 {
@@ -91,7 +81,9 @@ static int resolve_image(const struct berth_config *cfg, const char *text, char 
 		return 0;
 	}
 	berth_error_clear();
-	return import_image(cfg, text, path);
+	/* Everything that is not a file or a named container is a reference:
+	 * berth-image finds it in the cache, or pulls and converts it now. */
+	return image_helper_import(cfg, text, path);
 }
 
 /* --unshare net,ipc,uts (any of them; the default shares all three). */

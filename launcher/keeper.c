@@ -205,10 +205,12 @@ static void remove_state(struct keeper *k)
 
 /* No users for the whole linger time: leave, unless a client is connecting
  * right now.  Clients connect under the same lock, so after taking it any
- * newcomer is already in the listen queue. */
+ * newcomer is already in the listen queue.  Never wait for the lock: its
+ * holder may be asking this keeper "info" (launcher_cleanup_locked) and
+ * would wait for the answer forever; the caller serves and retries. */
 static bool try_exit(struct keeper *k)
 {
-	if (flock(k->lock_fd, LOCK_EX) < 0)
+	if (flock(k->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return false;
 	accept_all(k);
 	for (size_t i = k->nconn; i-- > 0;)
@@ -237,6 +239,8 @@ static void loop(struct keeper *k, uint64_t linger)
 				if (try_exit(k))
 					return;
 				idle_since = now_ns();
+				if (users(k) == 0) /* the lock was busy: answer, retry */
+					poll_once(k, 10);
 				continue;
 			}
 			timeout = (int)(linger * 1000 - waited);
