@@ -23,6 +23,8 @@ extern char **cli_global_argv;
 extern int cli_global_argc;
 /* imghelper.c: the image side lives in berth-image (doc/decisions.md). */
 int cli_forward(struct berth_config *cfg, int argc, char **argv);
+/* Where berth-image is: next to this executable, else LIBEXECDIR/berth. */
+int image_helper_path(char **out);
 /* Import REF with berth-image; *path: the .sqsh.  Its one error line
  * becomes this process's error (berth_errmsg). */
 int image_helper_import(const struct berth_config *cfg, const char *ref, char **path);

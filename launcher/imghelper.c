@@ -22,7 +22,7 @@
 
 extern char **environ;
 
-static int helper_path(char **out)
+int image_helper_path(char **out)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -70,7 +70,7 @@ int cli_forward(struct berth_config *cfg, int argc, char **argv)
 {
 	_cleanup_free_ char *helper = NULL;
 	_cleanup_free_ char **v = NULL;
-	int r = helper_path(&helper);
+	int r = image_helper_path(&helper);
 
 	(void)cfg;
 	if (r < 0)
@@ -161,7 +161,7 @@ int image_helper_import(const struct berth_config *cfg, const char *ref, char **
 	pid_t pid;
 
 	(void)cfg;
-	if ((r = helper_path(&helper)) < 0)
+	if ((r = image_helper_path(&helper)) < 0)
 		return r;
 	v = isatty(STDERR_FILENO) ? helper_argv(helper, 3, loud) : helper_argv(helper, 4, quiet);
 	if (!v)
