@@ -276,28 +276,19 @@ static int make_copies(char *const *dirs, size_t n, int *fds)
 static int run_joiner(pid_t keeper, char *const *dirs, const int *fds, size_t n,
 		      char *const *stale, bool *ok)
 {
-	int p[2], r;
-	pid_t pid;
+	int fd, r;
+	pid_t pid = fork_pipe(&fd);
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return berth_fail(-errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return berth_fail(-errno, "fork");
-	}
-	if (pid == 0) {
-		close(p[0]);
-		joiner(keeper, dirs, fds, n, stale, p[1]);
-	}
-	close(p[1]);
+	if (pid < 0)
+		return pid;
+	if (pid == 0)
+		joiner(keeper, dirs, fds, n, stale, fd);
 	{
-		FILE *in = fdopen(p[0], "r");
+		FILE *in = fdopen(fd, "r");
 		char line[4200];
 
 		if (!in) {
-			close(p[0]);
+			close(fd);
 			wait_child(pid);
 			return -ENOMEM;
 		}
