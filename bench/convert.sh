@@ -4,7 +4,7 @@
 #
 #   bench/convert.sh [BUILD_DIR]        (BUILD_DIR holds bench/berth-convert)
 #
-# Environment: BENCH_DIR (scratch, default /var/tmp/berth-bench: ~8 GB),
+# Environment: BENCH_DIR (scratch, default /var/tmp/berth-bench-convert: ~8 GB),
 # RUNS (default 3), THREADS (default: all CPUs), CONFIGS (default
 # "lz4 zstd:1 zstd:3 zstd:9 gzip:6 zstd:15"), SLOW_RUNS (runs for zstd:15
 # and gzip, default 1).  The layer is built from /usr/lib/x86_64-linux-gnu,
@@ -19,7 +19,7 @@ set -euo pipefail
 
 BUILD=${1:-.}
 CONVERT=$BUILD/bench/berth-convert
-BENCH_DIR=${BENCH_DIR:-/var/tmp/berth-bench}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/berth-bench-convert}
 RUNS=${RUNS:-3}
 SLOW_RUNS=${SLOW_RUNS:-1}
 THREADS=${THREADS:-$(nproc)}

@@ -39,6 +39,7 @@ static const struct key keys[] = {
 	K(mount_home, T_BOOL, "yes", NULL, 0),
 	K(remap_root, T_BOOL, "no", NULL, 0),
 	K(gpu_driver_root, T_STR, "/", NULL, 0),
+	K(mpi_inject_verbs, T_BOOL, "no", NULL, 0),
 	K(log_level, T_LEVEL, "info", NULL, 0),
 };
 #undef K

@@ -28,6 +28,7 @@ struct berth_config {
 	bool mount_home;
 	bool remap_root;
 	char *gpu_driver_root;
+	bool mpi_inject_verbs;      /* host verbs config + providers (launcher/mpi.h) */
 	char *log_level;
 
 	/* Where each value came from, by key index ("default", "FILE:LINE",

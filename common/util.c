@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "common/error.h"
 #include "common/util.h"
 
 char *xasprintf(const char *fmt, ...)
@@ -301,6 +302,26 @@ const char *format_bytes(uint64_t n, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%.1f %s", v, unit[u]);
 	return buf;
+}
+
+pid_t fork_pipe(int *fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return berth_fail(-errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		int r = berth_fail(-errno, "fork");
+
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	close(p[pid == 0 ? 0 : 1]);
+	*fd = p[pid == 0 ? 1 : 0];
+	return pid;
 }
 
 uint64_t now_ns(void)

@@ -49,6 +49,11 @@ bool str_endswith(const char *s, const char *suffix);
 /* Human sizes: "1.5 MiB". buf at least 16 bytes. */
 const char *format_bytes(uint64_t n, char *buf, size_t size);
 
+/* fork() with a pipe from child to parent.  In the parent: returns the
+ * child's pid, *fd is the read end.  In the child: returns 0, *fd is the
+ * write end.  On failure -errno (recorded), nothing to close. */
+pid_t fork_pipe(int *fd);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 

@@ -19,6 +19,18 @@
 #include "imgconv/fetch.h"
 #include "imgconv/imgconv.h"
 
+/* The OCI image spec's digest syntax (descriptor.md): "sha256:" + 64
+ * lowercase hex. */
+bool digest_valid(const char *digest)
+{
+	if (!digest || strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != DIGEST_LEN)
+		return false;
+	for (const char *p = digest + 7; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
 #define NAME_MAX_LEN 255 /* whole repository name, reference.go NameTotalLengthMax */
 #define TAG_MAX_LEN 128
 

@@ -18,6 +18,17 @@ void cli_error(const char *fmt, ...) _printf_(1, 2);
 /* cli_error with berth_errmsg(code); returns 1 (or the given status). */
 int cli_fail(int code);
 
+/* main's options before the command name (-v, -q), for berth-image. */
+extern char **cli_global_argv;
+extern int cli_global_argc;
+/* imghelper.c: the image side lives in berth-image (doc/decisions.md). */
+int cli_forward(struct berth_config *cfg, int argc, char **argv);
+/* Where berth-image is: next to this executable, else LIBEXECDIR/berth. */
+int image_helper_path(char **out);
+/* Import REF with berth-image; *path: the .sqsh.  Its one error line
+ * becomes this process's error (berth_errmsg). */
+int image_helper_import(const struct berth_config *cfg, const char *ref, char **path);
+
 int cmd_doctor(struct berth_config *cfg, int argc, char **argv);
 int cmd_config(struct berth_config *cfg, int argc, char **argv);
 int cmd_run(struct berth_config *cfg, int argc, char **argv);

@@ -157,33 +157,3 @@ int cmd_rm(struct berth_config *cfg, int argc, char **argv)
 	}
 	return status;
 }
-
-int cmd_export(struct berth_config *cfg, int argc, char **argv)
-{
-	_cleanup_free_ char *out = NULL;
-	int r;
-
-	if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-		printf("Usage: berth export NAME FILE.sqsh\n"
-		       "Save the named container NAME (its image plus its writable layer) as a\n"
-		       "new squashfs image; the container must not be running.\n");
-		return 0;
-	}
-	if (argc != 3) {
-		cli_error("export: usage: berth export NAME FILE.sqsh");
-		return 2;
-	}
-	launcher_cleanup_stale(cfg);
-	out = argv[2][0] == '/' ? strdup(argv[2]) : NULL;
-	if (!out) {
-		_cleanup_free_ char *cwd = getcwd(NULL, 0);
-
-		out = cwd ? path_join(cwd, argv[2]) : NULL;
-	}
-	if (!out)
-		return cli_fail(-ENOMEM);
-	r = launcher_export(cfg, argv[1], out);
-	if (r < 0)
-		return cli_fail(r);
-	return 0;
-}

@@ -215,6 +215,19 @@ static void check_slurm(struct doctor *d)
 	       listed ? ", listed in plugstack.conf" : "; not yet in /etc/slurm/plugstack.conf");
 }
 
+/* The image side (import, images, ...) runs in berth-image. */
+static void check_image_helper(struct doctor *d)
+{
+	_cleanup_free_ char *path = NULL;
+	int r = image_helper_path(&path);
+
+	if (r < 0)
+		report(d, FAIL, "image helper", "%s: berth import and image references fail "
+		       "(reinstall berth)", berth_errmsg(r));
+	else
+		report(d, OK, "image helper", "%s", path);
+}
+
 static void check_cgroup(struct doctor *d)
 {
 	struct statfs fs;
@@ -270,6 +283,7 @@ int cmd_doctor(struct berth_config *cfg, int argc, char **argv)
 		       "install fuse-overlayfs, or run with --readonly");
 	if (probe)
 		rmdir(probe);
+	check_image_helper(&d);
 	check_slurm(&d);
 	check_cgroup(&d);
 	if (d.failures) {

@@ -1,4 +1,5 @@
-/* Image commands: berth import, images, rmi, inspect, cache prune.
+/* Image commands: berth import, images, rmi, inspect, cache prune, export
+ * (berth-image: doc/decisions.md, "Lean run path").
  * Standard output carries only results (the path, the table, the JSON);
  * progress and errors go to standard error. */
 #include "config.h"
@@ -12,6 +13,7 @@
 #include "common/util.h"
 #include "imgconv/imgconv.h"
 #include "launcher/cli.h"
+#include "launcher/launcher.h"
 
 static bool want_help(int argc, char **argv)
 {
@@ -225,5 +227,35 @@ int cmd_cache(struct berth_config *cfg, int argc, char **argv)
 		return cli_fail(r);
 	printf("removed %zu file%s, %s\n", files, files == 1 ? "" : "s",
 	       format_bytes(bytes, sz, sizeof(sz)));
+	return 0;
+}
+
+int cmd_export(struct berth_config *cfg, int argc, char **argv)
+{
+	_cleanup_free_ char *out = NULL;
+	int r;
+
+	if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+		printf("Usage: berth export NAME FILE.sqsh\n"
+		       "Save the named container NAME (its image plus its writable layer) as a\n"
+		       "new squashfs image; the container must not be running.\n");
+		return 0;
+	}
+	if (argc != 3) {
+		cli_error("export: usage: berth export NAME FILE.sqsh");
+		return 2;
+	}
+	launcher_cleanup_stale(cfg);
+	out = argv[2][0] == '/' ? strdup(argv[2]) : NULL;
+	if (!out) {
+		_cleanup_free_ char *cwd = getcwd(NULL, 0);
+
+		out = cwd ? path_join(cwd, argv[2]) : NULL;
+	}
+	if (!out)
+		return cli_fail(-ENOMEM);
+	r = launcher_export(cfg, argv[1], out);
+	if (r < 0)
+		return cli_fail(r);
 	return 0;
 }

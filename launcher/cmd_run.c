@@ -9,10 +9,10 @@
 #include <unistd.h>
 #include "common/error.h"
 #include "common/util.h"
-#include "imgconv/imgconv.h"
 #include "launcher/cli.h"
 #include "launcher/gpu_cli.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "launcher/runcmd.h"
 
 extern char **environ;
@@ -21,7 +21,7 @@ struct run_cli {
 	struct launcher_mounts mounts;
 	char **user_env;
 	const char *workdir, *entrypoint, *hostname, *name;
-	bool no_entrypoint, pid_ns, rm;
+	bool no_entrypoint, pid_ns, rm, unshare_net, unshare_ipc, unshare_uts;
 	int remap_root, mount_home, writable; /* -1: from the config */
 	struct gpu_cli gpu;
 };
@@ -43,6 +43,7 @@ static void run_usage(FILE *out)
 		"      --writable, --readonly   writable overlay on the image, or none\n"
 		"      --pid                    own PID namespace with a minimal init\n"
 		"      --hostname NAME          own UTS namespace with this host name\n"
+		"      --unshare net,ipc,uts    own network (loopback only), IPC, UTS namespaces\n"
 		"      --name NAME              use (or create) the named container NAME\n"
 		"      --rm                     remove the named container afterwards\n"
 		"      --gpus all|none|LIST     GPUs to add (indexes or UUIDs; see 'berth gpus')\n"
@@ -56,15 +57,6 @@ static int is_regular(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Everything that is not a file or a named container is a reference for
- * imgconv (cache hit, or pulled and converted now). */
-static int import_image(const struct berth_config *cfg, const char *text, char **path)
-{
-	struct imgconv_import_opts io = {.flags = isatty(2) ? IMGCONV_PROGRESS : IMGCONV_QUIET};
-
-	return imgconv_import(cfg, text, &io, path);
 }
 
 static int resolve_image(const struct berth_config *cfg, const char *text, char **path,
@@ -89,13 +81,41 @@ static int resolve_image(const struct berth_config *cfg, const char *text, char 
 		return 0;
 	}
 	berth_error_clear();
-	return import_image(cfg, text, path);
+	/* Everything that is not a file or a named container is a reference:
+	 * berth-image finds it in the cache, or pulls and converts it now. */
+	return image_helper_import(cfg, text, path);
+}
+
+/* --unshare net,ipc,uts (any of them; the default shares all three). */
+static int parse_unshare(struct run_cli *o, const char *list)
+{
+	_cleanup_strv_ char **items = strv_split(list, ',');
+
+	if (!items || !items[0] || list[0] == ',' || list[strlen(list) - 1] == ',' ||
+	    strstr(list, ",,")) {
+		cli_error("--unshare '%s': a comma-separated list of net, ipc, uts", list);
+		return -1;
+	}
+	for (size_t i = 0; items[i]; i++) {
+		if (streq(items[i], "net"))
+			o->unshare_net = true;
+		else if (streq(items[i], "ipc"))
+			o->unshare_ipc = true;
+		else if (streq(items[i], "uts"))
+			o->unshare_uts = true;
+		else {
+			cli_error("--unshare '%s': '%s' is not one of net, ipc, uts", list, items[i]);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run_cli *o)
 {
 	enum { O_ENVFILE = 256, O_ENTRY, O_NOENTRY, O_REMAP, O_NOREMAP, O_HOME, O_NOHOME,
-	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM, O_GPUS, O_GPU_AFF };
+	       O_WRITABLE, O_READONLY, O_PID, O_HOSTNAME, O_NAME, O_RM, O_GPUS, O_GPU_AFF,
+	       O_UNSHARE };
 	static const struct option opts[] = {
 		{"mount", required_argument, NULL, 'v'},
 		{"volume", required_argument, NULL, 'v'},
@@ -112,6 +132,7 @@ static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run
 		{"readonly", no_argument, NULL, O_READONLY},
 		{"pid", no_argument, NULL, O_PID},
 		{"hostname", required_argument, NULL, O_HOSTNAME},
+		{"unshare", required_argument, NULL, O_UNSHARE},
 		{"name", required_argument, NULL, O_NAME},
 		{"rm", no_argument, NULL, O_RM},
 		{"gpus", required_argument, NULL, O_GPUS},
@@ -154,6 +175,10 @@ static int parse_run(struct berth_config *cfg, int argc, char **argv, struct run
 		case O_READONLY: o->writable = 0; break;
 		case O_PID: o->pid_ns = true; break;
 		case O_HOSTNAME: o->hostname = optarg; break;
+		case O_UNSHARE:
+			if (parse_unshare(o, optarg) < 0)
+				return 2;
+			break;
 		case O_NAME: o->name = optarg; break;
 		case O_RM: o->rm = true; break;
 		case O_GPUS: o->gpu.gpus = optarg; break;
@@ -206,7 +231,9 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	const char *named = NULL, *text = optind < argc ? argv[optind] : NULL;
 	struct launcher_container *c = NULL;
 	struct launcher_opts lo = {0};
+	struct mpi_plan *mpi = NULL;
 	struct payload p = {0};
+	char host[256] = "";
 	int r, status;
 
 	if (text && (r = resolve_image(cfg, text, &image, &named)) < 0)
@@ -220,12 +247,16 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	}
 	if (named && !o->name)
 		o->name = named;
+	/* --unshare uts alone: the host's name, in a namespace of its own */
+	if (o->unshare_uts && !o->hostname && gethostname(host, sizeof(host) - 1) == 0)
+		o->hostname = host;
 	lo = (struct launcher_opts){
 		.image = image, .name = named, .mounts = &o->mounts,
 		.writable = o->writable >= 0 ? o->writable : cfg->writable || named,
 		.remap_root = o->remap_root >= 0 ? o->remap_root : cfg->remap_root,
 		.mount_home = o->mount_home >= 0 ? o->mount_home : cfg->mount_home,
 		.hostname = o->hostname, .overlay = overlay_mode(cfg->overlay),
+		.unshare_net = o->unshare_net, .unshare_ipc = o->unshare_ipc,
 	};
 	if (named && !lo.writable) {
 		cli_error("container '%s': a named container is always writable", named);
@@ -234,7 +265,13 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	if ((r = gpu_cli_prepare(cfg, &o->gpu, image, environ)) < 0)
 		return cli_fail(r);
 	lo.gpu = o->gpu.plan;
+	if ((r = mpi_plan(cfg->gpu_driver_root, cfg->mpi_inject_verbs, &mpi)) < 0)
+		return cli_fail(r);
+	lo.mpi = mpi;
 	r = launcher_create(cfg, &lo, &c);
+	mpi_plan_free(mpi);
+	if (r == 0 && (r = launcher_mpi_attach(c, environ)) < 0)
+		launcher_release(c);
 	if (r < 0)
 		return cli_fail(r);
 	p = (struct payload){

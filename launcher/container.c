@@ -13,16 +13,17 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 #include "common/error.h"
 #include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/sha256.h"
 #include "imgconv/imgconv.h"
 #include "launcher/container.h"
 #include "launcher/gpu.h"
 #include "launcher/keeper.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 
 struct launcher_container {
 	char *dir;
@@ -58,8 +59,7 @@ static int options_key(const struct launcher_opts *o, char out[33])
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	unsigned char md[SHA256_BYTES];
 	struct stat st;
 
 	if (!f)
@@ -67,8 +67,9 @@ static int options_key(const struct launcher_opts *o, char out[33])
 	if (stat(o->image, &st) == 0)
 		fprintf(f, "%s %lu %lu %ld\n", o->image, (unsigned long)st.st_dev,
 			(unsigned long)st.st_ino, (long)st.st_mtime);
-	fprintf(f, "w%d r%d h%d o%d n=%s host=%s\n", o->writable, o->remap_root, o->mount_home,
-		o->overlay, o->name ? o->name : "", o->hostname ? o->hostname : "");
+	fprintf(f, "w%d r%d h%d o%d n=%s host=%s net%d ipc%d\n", o->writable, o->remap_root,
+		o->mount_home, o->overlay, o->name ? o->name : "", o->hostname ? o->hostname : "",
+		o->unshare_net, o->unshare_ipc);
 	fprintf(f, "home=%s\n", getenv("HOME") ? getenv("HOME") : "");
 	for (size_t i = 0; o->mounts && i < o->mounts->n; i++) {
 		const struct launcher_mount *m = &o->mounts->v[i];
@@ -77,10 +78,10 @@ static int options_key(const struct launcher_opts *o, char out[33])
 			m->flags);
 	}
 	gpu_plan_describe(o->gpu, f);
+	mpi_plan_describe(o->mpi, f);
 	if (fclose(f) != 0)
 		return -ENOMEM;
-	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL))
-		return -EIO;
+	sha256_small(text, len, md);
 	for (unsigned i = 0; i < 16; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	return 0;
@@ -381,44 +382,63 @@ static bool same_ns(pid_t pid, const char *ns)
 	return stat(p, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-/* setns by /proc/PID/ns files: the fallback for kernels without pidfd
- * setns (< 5.8), and how berth exec joins an arbitrary process. */
-static int join_ns_files(pid_t pid, bool uts)
-{
-	static const struct {
-		const char *name;
-		int type;
-	} order[] = {{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS}};
-	int fds[3] = {-1, -1, -1}, r = 0;
+/* The namespaces a container may have of its own, in setns order: the
+ * user namespace first (it owns the others). */
+static const struct {
+	const char *name;
+	int type;
+} ns_order[] = {{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"uts", CLONE_NEWUTS},
+		{"net", CLONE_NEWNET}, {"ipc", CLONE_NEWIPC}};
 
-	for (size_t i = 0; i < ARRAY_SIZE(order) && r == 0; i++) {
+/* setns by /proc/PID/ns files: the fallback for kernels without pidfd
+ * setns (< 5.8), and how berth exec joins an arbitrary process.  flags:
+ * which of ns_order to join. */
+static int join_ns_files(pid_t pid, int flags)
+{
+	int fds[ARRAY_SIZE(ns_order)], r = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ns_order); i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < ARRAY_SIZE(ns_order) && r == 0; i++) {
 		char p[64];
 
-		if (order[i].type == CLONE_NEWUTS && !uts)
+		if (!(flags & ns_order[i].type))
 			continue;
-		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, order[i].name);
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns_order[i].name);
 		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)
 			r = berth_fail(-errno, "open '%s'", p);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(order) && r == 0; i++)
-		if (fds[i] >= 0 && setns(fds[i], order[i].type) < 0)
-			r = berth_fail(-errno, "join the %s namespace of process %d", order[i].name,
-				       (int)pid);
-	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(ns_order) && r == 0; i++)
+		if (fds[i] >= 0 && setns(fds[i], ns_order[i].type) < 0)
+			r = berth_fail(-errno, "join the %s namespace of process %d",
+				       ns_order[i].name, (int)pid);
+	for (size_t i = 0; i < ARRAY_SIZE(ns_order); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	return r;
 }
 
-static int join_keeper_ns(pid_t pid, bool uts)
+/* User and mount always; UTS, network and IPC where pid's differ from
+ * ours (the container has its own). */
+static int ns_to_join(pid_t pid)
 {
-	int flags = CLONE_NEWUSER | CLONE_NEWNS | (uts ? CLONE_NEWUTS : 0);
+	int flags = CLONE_NEWUSER | CLONE_NEWNS;
+
+	for (size_t i = 2; i < ARRAY_SIZE(ns_order); i++)
+		if (!same_ns(pid, ns_order[i].name))
+			flags |= ns_order[i].type;
+	return flags;
+}
+
+static int join_keeper_ns(pid_t pid)
+{
+	int flags = ns_to_join(pid);
 	long pfd = syscall(SYS_pidfd_open, pid, 0);
 	int r;
 
 	if (pfd < 0)
-		return join_ns_files(pid, uts);
+		return join_ns_files(pid, flags);
 	/* One call joins them all in the right order (setns(2), 5.8+). */
 	r = setns((int)pfd, flags);
 	close((int)pfd);
@@ -426,7 +446,7 @@ static int join_keeper_ns(pid_t pid, bool uts)
 		return 0;
 	if (errno != EINVAL)
 		return berth_fail(-errno, "join the container of keeper %d", (int)pid);
-	return join_ns_files(pid, uts);
+	return join_ns_files(pid, flags);
 }
 
 int launcher_join(struct launcher_container *c)
@@ -443,7 +463,7 @@ int launcher_join(struct launcher_container *c)
 	if (n < 2 || strncmp(buf, "ok", 2) != 0)
 		return berth_failx(BERTH_ECHILD_FAILED, "the container keeper refused to track us");
 	/* Tracked by pidfd from here on; the connection may go. */
-	return join_keeper_ns(peer, !same_ns(peer, "uts"));
+	return join_keeper_ns(peer);
 }
 
 int launcher_join_pid(pid_t pid)
@@ -456,5 +476,5 @@ int launcher_join_pid(pid_t pid)
 	if (same_ns(pid, "user") || same_ns(pid, "mnt"))
 		return berth_failx(BERTH_EINVAL_INPUT, "process %d is not in a berth container",
 				   (int)pid);
-	return join_ns_files(pid, !same_ns(pid, "uts"));
+	return join_ns_files(pid, ns_to_join(pid));
 }

@@ -8,11 +8,12 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static const char *const passthrough_prefixes[] = {
-	"SLURM_", "CUDA_", "NVIDIA_", "PMIX_", "PMI_", "OMPI_", "UCX_",
+	"SLURM_", "CUDA_", "NVIDIA_", "PMIX_", "PMI_", "OMPI_", "UCX_", "FI_",
 };
 static const char *const passthrough_names[] = {"HOME", "USER", "TERM", "LANG"};
 
@@ -105,6 +106,8 @@ int launcher_env_build(const struct launcher_env_rules *r, char ***out)
 			return rc;
 	}
 	if (!env_get(env, "PATH") && (rc = env_apply(&env, "PATH=" DEFAULT_PATH)) < 0)
+		return rc;
+	if ((rc = mpi_env_fixup(&env, r->host)) < 0)
 		return rc;
 	for (size_t i = 0; r->user && r->user[i]; i++)
 		if ((rc = env_apply(&env, r->user[i])) < 0)

@@ -1,7 +1,9 @@
 /* /etc files of the container: the caller in passwd and group, and the
  * host's hosts, resolv.conf and localtime.  In a writable container they
  * are written into the overlay (so adduser and friends keep working); in a
- * read-only one they are bound over the image's files when those exist. */
+ * read-only one they are bound over the image's files when those exist.
+ * A writable remap-root Debian container also gets apt told not to switch
+ * to its sandbox user (as enroot's aptfix hook does). */
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -157,6 +159,33 @@ static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
 	return 0;
 }
 
+/* apt drops privileges to _apt for downloads and then checks that its ids
+ * changed; in a one-uid namespace the seccomp filter (seccomp.c) makes the
+ * switch a no-op, so that check fails.  "root" as sandbox user skips it. */
+static int apt_sandbox(int root_fd)
+{
+	static const char conf[] = "APT::Sandbox::User \"root\";\n";
+	_cleanup_close_ int probe = safe_open(root_fd, "/etc/debian_version", O_PATH);
+	_cleanup_close_ int dir = -1, fd = -1;
+
+	if (probe < 0)
+		return 0;
+	dir = safe_mkpath(root_fd, "/etc/apt/apt.conf.d", false);
+	if (dir < 0)
+		return berth_fail(dir, "create /etc/apt/apt.conf.d in the container");
+	close(dir);
+	dir = safe_open(root_fd, "/etc/apt/apt.conf.d", O_RDONLY | O_DIRECTORY);
+	if (dir < 0)
+		return berth_fail(dir, "open /etc/apt/apt.conf.d in the container");
+	if (unlinkat(dir, "99berth-remap-root", 0) < 0 && errno != ENOENT)
+		return berth_fail(-errno, "replace /etc/apt/apt.conf.d/99berth-remap-root");
+	fd = openat(dir, "99berth-remap-root", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
+	if (fd < 0 || write(fd, conf, sizeof(conf) - 1) != (ssize_t)(sizeof(conf) - 1))
+		return berth_fail(-errno, "write /etc/apt/apt.conf.d/99berth-remap-root");
+	return 0;
+}
+
 int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
 		     const char *files_dir)
 {
@@ -165,5 +194,7 @@ int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
 
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(copied); i++)
 		r = copy_host(root_fd, copied[i], writable, files_dir);
+	if (r == 0 && writable && p->opts->remap_root)
+		r = apt_sandbox(root_fd);
 	return r;
 }

@@ -235,18 +235,13 @@ const struct gpu_dev *gpu_host_find(const struct gpu_host *h, const char *item)
 
 int gpu_cuda_version(const char *libcuda, char **out)
 {
-	int p[2], v = 0, status;
+	int fd, v = 0, status;
 	pid_t pid;
 	ssize_t n;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return berth_fail(-errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return berth_fail(-errno, "fork");
-	}
+	pid = fork_pipe(&fd);
+	if (pid < 0)
+		return pid;
 	if (pid == 0) {
 		/* A child of its own: the driver library never stays loaded in
 		 * berth (or in slurmstepd, for the plugin). */
@@ -255,12 +250,11 @@ int gpu_cuda_version(const char *libcuda, char **out)
 		int got = 0;
 
 		if (get && get(&got) == 0 && got > 0)
-			(void)!write(p[1], &got, sizeof(got));
+			(void)!write(fd, &got, sizeof(got));
 		_exit(0);
 	}
-	close(p[1]);
-	n = read(p[0], &v, sizeof(v));
-	close(p[0]);
+	n = read(fd, &v, sizeof(v));
+	close(fd);
 	waitpid(pid, &status, 0);
 	if (n != sizeof(v))
 		return berth_failx(BERTH_EHOST,

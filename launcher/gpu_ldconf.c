@@ -68,24 +68,15 @@ int gpu_ldconfig(int root_fd, bool lib32)
 {
 	char out[1024] = "";
 	size_t used = 0;
-	int p[2], status;
-	pid_t pid;
+	int fd, status;
+	pid_t pid = fork_pipe(&fd);
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return berth_fail(-errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return berth_fail(-errno, "fork");
-	}
-	if (pid == 0) {
-		close(p[0]);
-		child(root_fd, p[1], lib32);
-	}
-	close(p[1]);
+	if (pid < 0)
+		return pid;
+	if (pid == 0)
+		child(root_fd, fd, lib32);
 	for (;;) {
-		ssize_t n = read(p[0], out + used, sizeof(out) - 1 - used);
+		ssize_t n = read(fd, out + used, sizeof(out) - 1 - used);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -95,12 +86,12 @@ int gpu_ldconfig(int root_fd, bool lib32)
 		if (used == sizeof(out) - 1) {
 			char sink[256];
 
-			while (read(p[0], sink, sizeof(sink)) > 0)
+			while (read(fd, sink, sizeof(sink)) > 0)
 				;
 			break;
 		}
 	}
-	close(p[0]);
+	close(fd);
 	out[used] = '\0';
 	out[strcspn(out, "\n")] = '\0';
 	if (waitpid(pid, &status, 0) < 0)

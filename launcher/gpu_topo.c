@@ -4,8 +4,13 @@
  * hwloc's PCI view of the real machine comes first; a GPU it does not
  * know (a driver root that is not "/", as in the tests) is looked up in
  * DRIVER_ROOT/sys/bus/pci/devices/BUSID/{local_cpulist,numa_node}, the
- * same sysfs files hwloc reads. */
+ * same sysfs files hwloc reads.
+ *
+ * libhwloc (and its libxml2 and ICU) is dlopen'ed on first use: a run
+ * without --gpu-affinity and every other command never map it
+ * (doc/decisions.md, "Lean run path"). */
 #include "config.h"
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +26,86 @@ struct locality {
 	int numa;            /* -1 when unknown */
 };
 
+/* hwloc 2.x: ABI 15.  Only real (not inline) functions: the header's
+ * inline helpers would link against libhwloc directly. */
+#define HWLOC_SONAME "libhwloc.so.15"
+#define HWLOC_FUNCS(X)                                                                  \
+	X(get_api_version) X(topology_init) X(topology_set_io_types_filter)             \
+	X(topology_load) X(topology_destroy) X(topology_get_allowed_cpuset)             \
+	X(get_obj_by_depth) X(get_cpubind) X(set_cpubind) X(bitmap_alloc)              \
+	X(bitmap_free) X(bitmap_zero) X(bitmap_copy) X(bitmap_or) X(bitmap_and)        \
+	X(bitmap_weight) X(bitmap_first) X(bitmap_iszero) X(bitmap_isequal)            \
+	X(bitmap_list_sscanf) X(bitmap_list_asprintf)
+
+static struct {
+#define X(f) __typeof__(hwloc_##f) *f;
+	HWLOC_FUNCS(X)
+#undef X
+} hw;
+
+static int hwloc_open(void)
+{
+	static void *lib;
+
+	if (lib)
+		return 0;
+	lib = dlopen(HWLOC_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		return berth_failx(BERTH_EHOST, "hwloc: %s", dlerror());
+#define X(f)                                                            \
+	if (!(hw.f = (__typeof__(hw.f))dlsym(lib, "hwloc_" #f))) {      \
+		int r = berth_failx(BERTH_EHOST, "hwloc: %s", dlerror()); \
+		dlclose(lib);                                           \
+		lib = NULL;                                             \
+		return r;                                               \
+	}
+	HWLOC_FUNCS(X)
+#undef X
+	if (hw.get_api_version() >> 16 != HWLOC_API_VERSION >> 16) {
+		dlclose(lib);
+		lib = NULL;
+		return berth_failx(BERTH_EHOST, "hwloc: %s has API %#x, berth was built for %#x",
+				   HWLOC_SONAME, hw.get_api_version(), HWLOC_API_VERSION);
+	}
+	return 0;
+}
+
+/* hwloc_get_pcidev_by_busidstring and hwloc_get_non_io_ancestor_obj,
+ * through the table. */
+static hwloc_obj_t pcidev_by_busid(hwloc_topology_t t, const char *busid)
+{
+	unsigned dom = 0, bus, dev, fn;
+	hwloc_obj_t o;
+
+	if (sscanf(busid, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4 &&
+	    (dom = 0, sscanf(busid, "%x:%x.%x", &bus, &dev, &fn) != 3))
+		return NULL;
+	for (unsigned i = 0; (o = hw.get_obj_by_depth(t, HWLOC_TYPE_DEPTH_PCI_DEVICE, i)); i++)
+		if (o->attr->pcidev.domain == dom && o->attr->pcidev.bus == bus &&
+		    o->attr->pcidev.dev == dev && o->attr->pcidev.func == fn)
+			return o;
+	return NULL;
+}
+
+static hwloc_obj_t non_io_ancestor(hwloc_obj_t o)
+{
+	while (o && !o->cpuset)
+		o = o->parent;
+	return o;
+}
+
 static int topo_load(hwloc_topology_t *t)
 {
-	if (hwloc_topology_init(t) < 0)
-		return berth_fail(-errno, "hwloc: init");
-	hwloc_topology_set_io_types_filter(*t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
-	if (hwloc_topology_load(*t) < 0) {
-		int r = berth_fail(-errno, "hwloc: load the topology");
+	int r = hwloc_open();
 
-		hwloc_topology_destroy(*t);
+	if (r < 0)
+		return r;
+	if (hw.topology_init(t) < 0)
+		return berth_fail(-errno, "hwloc: init");
+	hw.topology_set_io_types_filter(*t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+	if (hw.topology_load(*t) < 0) {
+		r = berth_fail(-errno, "hwloc: load the topology");
+		hw.topology_destroy(*t);
 		return r;
 	}
 	return 0;
@@ -45,8 +121,8 @@ static void from_sysfs(const char *root, const char *busid, struct locality *l)
 		return;
 	if (read_file(cl, 4096, &t, NULL) == 0) {
 		t[strcspn(t, "\n")] = '\0';
-		if (hwloc_bitmap_list_sscanf(l->cpus, t) < 0)
-			hwloc_bitmap_zero(l->cpus);
+		if (hw.bitmap_list_sscanf(l->cpus, t) < 0)
+			hw.bitmap_zero(l->cpus);
 	}
 	free(TAKE_PTR(t));
 	if (read_file(nn, 4096, &t, NULL) == 0)
@@ -55,14 +131,14 @@ static void from_sysfs(const char *root, const char *busid, struct locality *l)
 
 static void locate(hwloc_topology_t t, const char *root, const char *busid, struct locality *l)
 {
-	hwloc_obj_t o = busid ? hwloc_get_pcidev_by_busidstring(t, busid) : NULL;
+	hwloc_obj_t o = busid ? pcidev_by_busid(t, busid) : NULL;
 
-	hwloc_bitmap_zero(l->cpus);
+	hw.bitmap_zero(l->cpus);
 	l->numa = -1;
-	if (o && (o = hwloc_get_non_io_ancestor_obj(t, o)) && o->cpuset) {
-		hwloc_bitmap_copy(l->cpus, o->cpuset);
-		if (o->nodeset && hwloc_bitmap_weight(o->nodeset) == 1)
-			l->numa = hwloc_bitmap_first(o->nodeset);
+	if (o && (o = non_io_ancestor(o)) && o->cpuset) {
+		hw.bitmap_copy(l->cpus, o->cpuset);
+		if (o->nodeset && hw.bitmap_weight(o->nodeset) == 1)
+			l->numa = hw.bitmap_first(o->nodeset);
 		return;
 	}
 	if (busid)
@@ -86,7 +162,7 @@ int gpu_list(const char *driver_root, FILE *out)
 		gpu_host_clear(&h);
 		return r;
 	}
-	l.cpus = hwloc_bitmap_alloc();
+	l.cpus = hw.bitmap_alloc();
 	if (h.vendor == GPU_NVIDIA)
 		fprintf(out, "NVIDIA driver %s, %zu GPU%s\n", h.driver_version, h.n,
 			h.n == 1 ? "" : "s");
@@ -101,8 +177,8 @@ int gpu_list(const char *driver_root, FILE *out)
 		snprintf(dev, sizeof(dev), h.vendor == GPU_NVIDIA ? "nvidia%u" : "dri/renderD%u",
 			 d->minor);
 		locate(t, driver_root, d->busid, &l);
-		if (!hwloc_bitmap_iszero(l.cpus))
-			hwloc_bitmap_list_asprintf(&cpus, l.cpus);
+		if (!hw.bitmap_iszero(l.cpus))
+			hw.bitmap_list_asprintf(&cpus, l.cpus);
 		if (l.numa >= 0)
 			snprintf(numa, sizeof(numa), "%d", l.numa);
 		fprintf(out, "%-5u %-14s %-42s %-13s %-5s %-10s %s\n", d->index, dev,
@@ -110,8 +186,8 @@ int gpu_list(const char *driver_root, FILE *out)
 			d->model ? d->model : "-");
 		free(cpus);
 	}
-	hwloc_bitmap_free(l.cpus);
-	hwloc_topology_destroy(t);
+	hw.bitmap_free(l.cpus);
+	hw.topology_destroy(t);
 	gpu_host_clear(&h);
 	return 0;
 }
@@ -119,17 +195,17 @@ int gpu_list(const char *driver_root, FILE *out)
 /* Union of the selected GPUs' local cores, within what we may use. */
 static int wanted_cpus(const struct gpu_plan *p, hwloc_topology_t t, hwloc_bitmap_t want)
 {
-	struct locality l = {.cpus = hwloc_bitmap_alloc()};
+	struct locality l = {.cpus = hw.bitmap_alloc()};
 
 	if (!l.cpus)
 		return -ENOMEM;
-	hwloc_bitmap_zero(want);
+	hw.bitmap_zero(want);
 	for (size_t i = 0; i < p->nsel; i++) {
 		locate(t, p->driver_root, p->sel[i].busid, &l);
-		hwloc_bitmap_or(want, want, l.cpus);
+		hw.bitmap_or(want, want, l.cpus);
 	}
-	hwloc_bitmap_free(l.cpus);
-	hwloc_bitmap_and(want, want, hwloc_topology_get_allowed_cpuset(t));
+	hw.bitmap_free(l.cpus);
+	hw.bitmap_and(want, want, hw.topology_get_allowed_cpuset(t));
 	return 0;
 }
 
@@ -143,22 +219,22 @@ int gpu_bind_cpus(const struct gpu_plan *p)
 		return 0;
 	if ((r = topo_load(&t)) < 0)
 		return r;
-	cur = hwloc_bitmap_alloc();
-	want = hwloc_bitmap_alloc();
+	cur = hw.bitmap_alloc();
+	want = hw.bitmap_alloc();
 	r = cur && want ? 0 : -ENOMEM;
-	if (r == 0 && hwloc_get_cpubind(t, cur, HWLOC_CPUBIND_PROCESS) < 0)
+	if (r == 0 && hw.get_cpubind(t, cur, HWLOC_CPUBIND_PROCESS) < 0)
 		r = berth_fail(-errno, "read the CPU affinity");
-	if (r == 0 && !hwloc_bitmap_isequal(cur, hwloc_topology_get_allowed_cpuset(t))) {
+	if (r == 0 && !hw.bitmap_isequal(cur, hw.topology_get_allowed_cpuset(t))) {
 		/* Slurm (or taskset, numactl) chose already: theirs stands. */
 		log_debug("--gpu-affinity: already bound to a subset of the allowed CPUs");
 	} else if (r == 0 && (r = wanted_cpus(p, t, want)) == 0) {
-		if (hwloc_bitmap_iszero(want))
+		if (hw.bitmap_iszero(want))
 			log_debug("--gpu-affinity: the GPUs' local cores are unknown or not ours");
-		else if (hwloc_set_cpubind(t, want, HWLOC_CPUBIND_PROCESS) < 0)
+		else if (hw.set_cpubind(t, want, HWLOC_CPUBIND_PROCESS) < 0)
 			r = berth_fail(-errno, "bind to the cores local to the GPUs");
 	}
-	hwloc_bitmap_free(cur);
-	hwloc_bitmap_free(want);
-	hwloc_topology_destroy(t);
+	hw.bitmap_free(cur);
+	hw.bitmap_free(want);
+	hw.topology_destroy(t);
 	return r;
 }

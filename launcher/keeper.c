@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
 #include "common/error.h"
 #include "common/util.h"
 #include "launcher/keeper.h"
@@ -203,10 +205,12 @@ static void remove_state(struct keeper *k)
 
 /* No users for the whole linger time: leave, unless a client is connecting
  * right now.  Clients connect under the same lock, so after taking it any
- * newcomer is already in the listen queue. */
+ * newcomer is already in the listen queue.  Never wait for the lock: its
+ * holder may be asking this keeper "info" (launcher_cleanup_locked) and
+ * would wait for the answer forever; the caller serves and retries. */
 static bool try_exit(struct keeper *k)
 {
-	if (flock(k->lock_fd, LOCK_EX) < 0)
+	if (flock(k->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return false;
 	accept_all(k);
 	for (size_t i = k->nconn; i-- > 0;)
@@ -235,6 +239,8 @@ static void loop(struct keeper *k, uint64_t linger)
 				if (try_exit(k))
 					return;
 				idle_since = now_ns();
+				if (users(k) == 0) /* the lock was busy: answer, retry */
+					poll_once(k, 10);
 				continue;
 			}
 			timeout = (int)(linger * 1000 - waited);
@@ -276,6 +282,25 @@ static void report(int fd, int code)
 	close(fd);
 }
 
+/* A new network namespace has only "lo", and it is down: bring it up so
+ * that 127.0.0.1 works (netdevice(7), SIOCSIFFLAGS; we hold CAP_NET_ADMIN
+ * in the user namespace that owns the new network namespace). */
+static int loopback_up(void)
+{
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+
+	if (fd < 0)
+		return berth_fail(-errno, "socket for the loopback device");
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return berth_fail(-errno, "read the flags of 'lo'");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		return berth_fail(-errno, "bring up 'lo' in the container's network namespace");
+	return 0;
+}
+
 static int setup(struct keeper *k, const struct keeper_args *a)
 {
 	_cleanup_free_ char *lock = path_join(a->runtime_dir, "lock"),
@@ -292,8 +317,12 @@ static int setup(struct keeper *k, const struct keeper_args *a)
 	k->listen_fd = listen_at(a->plan.state_dir);
 	if (k->listen_fd < 0)
 		return k->listen_fd;
-	r = userns_enter(o->remap_root, CLONE_NEWNS | (o->hostname ? CLONE_NEWUTS : 0));
+	r = userns_enter(o->remap_root, CLONE_NEWNS | (o->hostname ? CLONE_NEWUTS : 0) |
+					       (o->unshare_net ? CLONE_NEWNET : 0) |
+					       (o->unshare_ipc ? CLONE_NEWIPC : 0));
 	if (r < 0)
+		return r;
+	if (o->unshare_net && (r = loopback_up()) < 0)
 		return r;
 	if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0)
 		return berth_fail(-errno, "set hostname '%s'", o->hostname);

@@ -84,10 +84,12 @@ void launcher_mounts_clear(struct launcher_mounts *m);
  * The rules, documented with examples in berth(1):
  *  1. start from the host environment;
  *  2. the image's Env is applied over it, except for the pass-through
- *     names (SLURM_*, CUDA_*, NVIDIA_*, PMIX_*, PMI_*, OMPI_*, UCX_*, HOME,
- *     USER, TERM, LANG) and the names in keep_host, which keep the host's
- *     value when the host sets them;
+ *     names (SLURM_*, CUDA_*, NVIDIA_*, PMIX_*, PMI_*, OMPI_*, UCX_*, FI_*,
+ *     HOME, USER, TERM, LANG) and the names in keep_host, which keep the
+ *     host's value when the host sets them;
  *  3. PATH is the image's (or the Docker default when the image has none);
+ *     PMIX_MCA_ptl/psec/gds follow the host's PMIx server unless the host
+ *     sets them (mpi_env_fixup());
  *  4. the user's -e / --env-file entries, in order, last.  */
 
 struct launcher_env_rules {
@@ -146,6 +148,7 @@ enum launcher_overlay {
 };
 
 struct gpu_plan; /* launcher/gpu.h */
+struct mpi_plan; /* launcher/mpi.h */
 
 struct launcher_opts {
 	const char *image;    /* path of the .sqsh file */
@@ -155,8 +158,13 @@ struct launcher_opts {
 	bool remap_root;
 	bool mount_home;
 	const char *hostname; /* own UTS namespace with this name, or NULL */
+	/* Opt-in (the default shares the host's, which MPI needs): an own
+	 * network namespace with loopback only, an own IPC namespace. */
+	bool unshare_net;
+	bool unshare_ipc;
 	enum launcher_overlay overlay;
 	const struct gpu_plan *gpu; /* GPUs to add (gpu_plan()), or NULL */
+	const struct mpi_plan *mpi; /* verbs pieces to add (mpi_plan()), or NULL */
 };
 
 struct launcher_container;
@@ -175,11 +183,22 @@ pid_t launcher_keeper_pid(const struct launcher_container *c);
 const char *launcher_state_dir(const struct launcher_container *c);
 
 /* Make the calling process a member of the container: registered with the
- * keeper (tracked until it exits), setns into its user, mount (and UTS)
- * namespaces; the root directory and cwd are then the container's "/".
+ * keeper (tracked until it exits), setns into its user and mount
+ * namespaces (and UTS, network, IPC when the container has its own); the root directory and cwd are then the container's "/".
  * Single-threaded callers only (setns(CLONE_NEWUSER) requires it).  The
  * caller then chdir()s, builds the environment and execs. */
 int launcher_join(struct launcher_container *c);
+
+/* Is the caller root of a user namespace that maps one uid (what
+ * --remap-root makes), judged from /proc/self/uid_map?  After joining. */
+bool launcher_userns_remapped(void);
+
+/* For remap-root containers, the last step before exec: a seccomp filter
+ * (no_new_privs set) that makes chown, fchown, fchownat, lchown and
+ * setuid, setgid, setreuid, setregid, setresuid, setresgid, setgroups,
+ * setfsuid, setfsgid return 0 without effect, so package managers work in
+ * a one-uid namespace.  Inherited by children and kept across exec. */
+int launcher_seccomp_remap_root(void);
 
 /* Join the namespaces of any process of a container (berth exec PID). */
 int launcher_join_pid(pid_t pid);
@@ -215,6 +234,14 @@ bool launcher_name_valid(const char *name);
 /* Write image + writable layer of a named container that is not running
  * as a new squashfs at out (atomically). */
 int launcher_export(const struct berth_config *cfg, const char *name, const char *out);
+
+/* Write a running container's root filesystem (its image and writable
+ * layer; nothing mounted on top of it, no /proc, /dev or binds) as a new
+ * squashfs at out, atomically, with image's config (the .sqsh it runs).
+ * Files are stored as root's.  An existing directory at out is an error.
+ * Forks; the calling process joins nothing. */
+int launcher_save(const struct berth_config *cfg, struct launcher_container *c,
+		  const char *image, const char *out);
 
 int launcher_list(const struct berth_config *cfg, struct launcher_entry **out, size_t *n);
 void launcher_list_free(struct launcher_entry *v, size_t n);

@@ -104,9 +104,12 @@ static char *absolute_source(const char *src)
 
 static int parse_one(const char *spec, struct launcher_mount *m)
 {
-	_cleanup_free_ char *copy = strdup(spec);
+	_cleanup_free_ char *copy = NULL;
 	char *src, *dst, *flags;
 
+	/* Initialised before any return: the caller clears *m on failure. */
+	*m = (struct launcher_mount){.kind = LAUNCHER_MOUNT_BIND};
+	copy = strdup(spec);
 	if (!copy)
 		return -ENOMEM;
 	src = copy;
@@ -123,7 +126,6 @@ static int parse_one(const char *spec, struct launcher_mount *m)
 		return berth_failx(BERTH_EINVAL_INPUT, "mount '%s': empty source", spec);
 	if (dst && !*dst)
 		return berth_failx(BERTH_EINVAL_INPUT, "mount '%s': empty target", spec);
-	*m = (struct launcher_mount){.kind = LAUNCHER_MOUNT_BIND};
 	if (streq(src, "tmpfs") || streq(src, "umount")) {
 		if (!dst)
 			return berth_failx(BERTH_EINVAL_INPUT, "mount '%s': %s needs a target",

@@ -107,14 +107,13 @@ static int make_dir(const char *dir)
 static int write_bundle(const struct berth_config *cfg, const char *ref, const char *dir,
 			const struct bundle_opts *b)
 {
-	struct imgconv_import_opts io = {.flags = isatty(2) ? IMGCONV_PROGRESS : IMGCONV_QUIET};
 	_cleanup_free_ char *sqsh = NULL, *abs = NULL, *json = NULL, *text = NULL, *p = NULL;
 	struct launcher_image img = {0};
 	json_t *c;
 	size_t len;
 	int r;
 
-	if ((r = imgconv_import(cfg, ref, &io, &sqsh)) < 0)
+	if ((r = image_helper_import(cfg, ref, &sqsh)) < 0) /* berth-image */
 		return r;
 	if (!(abs = realpath(sqsh, NULL)))
 		return berth_fail(-errno, "image '%s'", sqsh);

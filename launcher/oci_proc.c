@@ -266,17 +266,19 @@ int oci_proc_start(const struct oci_state *st)
 			   "exited)", st->id);
 }
 
-/* Children of pid, from /proc/<pid>/task/<tid>/children. */
+/* Children of pid, from /proc/<pid>/task/<tid>/children.  pid is stopped
+ * while its children are listed and signalled: killed first, its children
+ * would be reparented (and escape) before the list is read; running, it
+ * could fork a child after it. */
 static int kill_tree(pid_t pid, int sig, int depth)
 {
 	_cleanup_free_ char *dir = xasprintf("/proc/%d/task", (int)pid);
-	_cleanup_closedir_ DIR *d = dir ? opendir(dir) : NULL;
+	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *e;
 
-	kill(pid, sig);
-	if (!d || depth > 64)
-		return 0;
-	while ((e = readdir(d))) {
+	kill(pid, SIGSTOP);
+	d = dir && depth <= 64 ? opendir(dir) : NULL;
+	while (d && (e = readdir(d))) {
 		_cleanup_free_ char *path = NULL, *buf = NULL;
 		size_t len;
 
@@ -293,6 +295,8 @@ static int kill_tree(pid_t pid, int sig, int depth)
 			kill_tree((pid_t)child, sig, depth + 1);
 		}
 	}
+	kill(pid, sig);
+	kill(pid, SIGCONT);
 	berth_error_clear();
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "launcher/gpu.h"
+#include "launcher/mpi.h"
 #include "launcher/rootfs.h"
 #include "launcher/safepath.h"
 #include "launcher/sqfuse.h"
@@ -371,6 +372,9 @@ int rootfs_build(const struct rootfs_plan *p)
 	if (r < 0)
 		return r;
 	r = gpu_apply(p->opts->gpu, root_fd, p->opts->writable);
+	if (r < 0)
+		return r;
+	r = mpi_apply(p->opts->mpi, root_fd, p->opts->writable);
 	if (r < 0)
 		return r;
 	r = etcfiles_install(p, root_fd, p->opts->writable, files);

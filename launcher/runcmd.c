@@ -93,6 +93,9 @@ _Noreturn static void child(const struct payload *p, pid_t parent, const sigset_
 		_exit(1);
 	if ((r = join(p)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
 		_exit(r);
+	/* --remap-root: chown and set*id succeed without effect (apt, dpkg) */
+	if (launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
+		_exit(cli_fail(r));
 	if (p->own_pid_ns)
 		_exit(in_pid_ns(argv, envp, old));
 	sigprocmask(SIG_SETMASK, old, NULL);

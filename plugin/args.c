@@ -126,6 +126,16 @@ static int opt_name(int val, const char *v, int remote)
 	return 0;
 }
 
+static int opt_save(int val, const char *v, int remote)
+{
+	if (v && *v && v[strlen(v) - 1] == '/') {
+		slurm_error(PLUGIN_PREFIX "--container-save '%s': the target is a directory; name "
+			    "the squashfs file to write", v);
+		return -1;
+	}
+	return set_string(&args.save, "container-save", v);
+}
+
 static int opt_mount_home(int val, const char *v, int remote)
 {
 	return set_flag(&args.mount_home, val, "container-mount-home", "no-container-mount-home");
@@ -194,18 +204,30 @@ static int opt_unshare(int val, const char *v, int remote)
 	_cleanup_strv_ char **items = NULL;
 
 	if (v && *v) {
+		if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) {
+			slurm_error(PLUGIN_PREFIX "--container-unshare '%s': empty entry in the list",
+				    v);
+			return -1;
+		}
 		if (!(items = strv_split(v, ',')))
 			return -1;
 		for (size_t i = 0; items[i]; i++) {
-			if (!streq(items[i], "uts")) {
-				slurm_error(PLUGIN_PREFIX "--container-unshare '%s': '%s': berth "
-					    "shares the host's network and IPC namespaces; only 'uts' "
-					    "can be unshared", v, items[i]);
+			if (!streq(items[i], "uts") && !streq(items[i], "net") &&
+			    !streq(items[i], "ipc")) {
+				slurm_error(PLUGIN_PREFIX "--container-unshare '%s': '%s' is not one of "
+					    "net, ipc, uts", v, items[i]);
 				return -1;
 			}
 		}
 	}
 	return set_string(&args.unshare, "container-unshare", v);
+}
+
+bool args_unshares(const char *what)
+{
+	_cleanup_strv_ char **items = args.unshare ? strv_split(args.unshare, ',') : NULL;
+
+	return items && strv_contains(items, what);
 }
 
 /* Slurm's option table has char * fields for constant strings. */
@@ -223,6 +245,10 @@ static struct spank_option options[] = {
 	{S("container-name"), S("NAME[:auto|create|exec|no_exec]"),
 	 S("[berth] keep the container (and its writable layer) under this name for later steps"),
 	 1, 0, opt_name},
+	{S("container-save"), S("PATH"),
+	 S("[berth] when the step ends, save the container (image and changes) as a squashfs "
+	 "file on the compute node; a relative PATH is taken from the job's directory"),
+	 1, 0, opt_save},
 	{S("container-mount-home"), NULL, S("[berth] bind mount the user's home directory"), 0, 1,
 	 opt_mount_home},
 	{S("no-container-mount-home"), NULL, S("[berth] do not bind mount the user's home directory"),
@@ -244,8 +270,9 @@ static struct spank_option options[] = {
 	 opt_writable},
 	{S("container-env"), S("NAME[,NAME...]"),
 	 S("[berth] variables whose job value wins over the image's"), 1, 0, opt_env},
-	{S("container-unshare"), S("uts"),
-	 S("[berth] own UTS namespace (network and IPC stay the host's)"), 1, 0, opt_unshare},
+	{S("container-unshare"), S("net,ipc,uts"),
+	 S("[berth] own namespaces: net (loopback only), ipc, uts (by default all are "
+	 "the host's, as MPI needs)"), 1, 0, opt_unshare},
 	SPANK_OPTIONS_TABLE_END,
 };
 #undef S
@@ -300,6 +327,7 @@ static const struct {
 	{"MOUNTS", opt_mounts, offsetof(struct args, mounts), false, false},
 	{"WORKDIR", opt_workdir, offsetof(struct args, workdir), false, false},
 	{"NAME", opt_name, offsetof(struct args, name), false, false},
+	{"SAVE", opt_save, offsetof(struct args, save), false, false},
 	{"ENV", opt_env, offsetof(struct args, env), false, false},
 	{"UNSHARE", opt_unshare, offsetof(struct args, unshare), false, false},
 	{"MOUNT_HOME", opt_mount_home, offsetof(struct args, mount_home), true, false},
@@ -353,6 +381,7 @@ static void report_ignored(void)
 	} opts[] = {
 		{args.mounts != NULL, "--container-mounts"},
 		{args.workdir != NULL, "--container-workdir"},
+		{args.save != NULL, "--container-save"},
 		{args.env != NULL, "--container-env"},
 		{args.unshare != NULL, "--container-unshare"},
 		{args.mount_home != -1, "--[no-]container-mount-home"},
@@ -376,11 +405,6 @@ int args_finish(spank_t sp)
 		report_ignored();
 		return 0;
 	}
-	if (args.entrypoint == 1) {
-		slurm_error(PLUGIN_PREFIX "--container-entrypoint: berth does not run image "
-			    "entrypoints in Slurm steps; run it as the command instead");
-		return -1;
-	}
 	if (args.mounts) {
 		/* Syntax only here; sources are checked on the node. */
 		struct launcher_mounts m = {0};
@@ -401,6 +425,7 @@ void args_clear(void)
 	free(args.mounts);
 	free(args.workdir);
 	free(args.name);
+	free(args.save);
 	free(args.env);
 	free(args.unshare);
 	args = (struct args){.name_mode = NAME_AUTO, .mount_home = -1, .remap_root = -1,

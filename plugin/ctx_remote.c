@@ -21,7 +21,9 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "launcher/gpu.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "plugin/plugin.h"
 #include "plugin/prepare.h"
 
@@ -30,8 +32,9 @@ static struct {
 	bool enabled;
 	struct job job;
 	struct prep_result res;
-	char *log;
-	size_t log_len;
+	struct prep_output out;
+	char **entry_delta;     /* the entrypoint's changes to the environment */
+	struct gpu_plan *gpu;   /* the step's GPUs on this node, or NULL */
 	struct launcher_container *keeper;
 	uint32_t exited;
 } remote = {
@@ -39,8 +42,9 @@ static struct {
 	.enabled = false,
 	.job = {0},
 	.res = {0},
-	.log = NULL,
-	.log_len = 0,
+	.out = {0},
+	.entry_delta = NULL,
+	.gpu = NULL,
 	.keeper = NULL,
 	.exited = 0,
 };
@@ -162,19 +166,39 @@ static int job_details(spank_t sp, struct job *job)
 
 static void replay_log(bool as_errors)
 {
-	for (char *line = remote.log, *end; line && *line; line = end) {
+	slog_replay(remote.out.log, as_errors);
+	free(remote.out.log);
+	remote.out.log = NULL;
+}
+
+/* The entrypoint's output, a line each: as errors when the container
+ * could not start, else on srun's stderr for --container-entrypoint-log. */
+static void show_entry_log(bool as_errors)
+{
+	char *text = remote.out.entry_log;
+
+	for (char *line = text, *end; line && *line; line = end) {
 		end = strchr(line, '\n');
 		if (end)
 			*end++ = '\0';
-		if (as_errors && !str_startswith(line, "debug") && !str_startswith(line, "trace"))
-			slurm_error(PLUGIN_PREFIX "%s", line);
+		if (as_errors)
+			slurm_error(PLUGIN_PREFIX "entrypoint: %s", line);
 		else
-			slurm_debug(PLUGIN_PREFIX "%s", line);
+			slurm_spank_log("%s", line);
 		if (!end)
 			break;
 	}
-	free(remote.log);
-	remote.log = NULL;
+	free(text);
+	remote.out.entry_log = NULL;
+}
+
+/* "A=1\0B\0" -> {"A=1", "B"} */
+static int parse_delta(const char *buf, size_t len, char ***out)
+{
+	for (size_t i = 0; buf && i < len; i += strlen(buf + i) + 1)
+		if (buf[i] && strv_push(out, buf + i) < 0)
+			return -ENOMEM;
+	return 0;
 }
 
 int remote_user_init(spank_t sp, int ac, char **av)
@@ -191,8 +215,7 @@ int remote_user_init(spank_t sp, int ac, char **av)
 			 "cannot read the job's details from Slurm");
 		return 0;
 	}
-	r = prepare_run(&remote.pconf, a, &remote.job, &remote.res, &remote.keeper, &remote.log,
-			&remote.log_len);
+	r = prepare_run(&remote.pconf, a, &remote.job, &remote.res, &remote.keeper, &remote.out);
 	if (r < 0) {
 		remote.res.code = r;
 		snprintf(remote.res.message, sizeof(remote.res.message),
@@ -201,6 +224,21 @@ int remote_user_init(spank_t sp, int ac, char **av)
 	if (remote.res.code < 0)
 		return 0; /* reported by task_init, where srun sees it */
 	replay_log(false);
+	if (a->entrypoint_log == 1)
+		show_entry_log(false);
+	if (parse_delta(remote.out.entry_env, remote.out.entry_env_len, &remote.entry_delta) < 0) {
+		remote.res.code = -ENOMEM;
+		snprintf(remote.res.message, sizeof(remote.res.message),
+			 "cannot keep the entrypoint's environment");
+		return 0;
+	}
+	/* The tasks' copy of the GPU plan (gpu.c); the keeper has its own. */
+	r = node_gpu_plan(&remote.job, remote.res.image, remote.res.gpu_root, true, &remote.gpu);
+	if (r < 0) {
+		remote.res.code = r;
+		snprintf(remote.res.message, sizeof(remote.res.message), "%s", berth_errmsg(r));
+		return 0;
+	}
 	slurm_info(PLUGIN_PREFIX "container ready in %llu ms (image %s, %s)",
 		   (unsigned long long)((now_ns() - start) / 1000000),
 		   a->image ? a->image : a->name,
@@ -255,15 +293,41 @@ static int enter_workdir(const char *image_wd, const char *host_cwd)
 	return chdir("/") == 0 ? 0 : -1;
 }
 
+/* The task's environment in slurmstepd's copy: taskenv.c's rules, then
+ * CUDA_VISIBLE_DEVICES renumbered for the GPUs inside. */
+static int task_env(spank_t sp, const struct launcher_image *img, char **cur)
+{
+	_cleanup_strv_ char **want = NULL, **gpu = NULL;
+
+	if (taskenv_build(cur, img->env, remote.entry_delta, args_get()->env, &want) < 0 ||
+	    (remote.gpu && gpu_env(remote.gpu, want, &gpu) < 0) ||
+	    apply_env(sp, cur, gpu ? gpu : want) < 0) {
+		slurm_error(PLUGIN_PREFIX "cannot set the task's environment");
+		return -1;
+	}
+	return 0;
+}
+
 static int task_enter(spank_t sp)
 {
 	struct berth_config none = {0};
 	struct launcher_container *c = NULL;
 	struct launcher_image img = {0};
 	_cleanup_free_ char *cwd = getcwd(NULL, 0);
-	_cleanup_strv_ char **cur = NULL, **want = NULL;
-	int r = launcher_open(&none, remote.res.state_dir, &c);
+	_cleanup_strv_ char **cur = NULL;
+	int r = 0;
 
+	/* gpu_affinity: from the host's view of the GPUs, before joining;
+	 * a binding Slurm made (--cpu-bind) stands. */
+	if (remote.gpu && remote.pconf.gpu_affinity && (r = gpu_bind_cpus(remote.gpu)) < 0) {
+		slurm_error(PLUGIN_PREFIX "gpu_affinity: %s", berth_errmsg(r));
+		return -1;
+	}
+	r = launcher_open(&none, remote.res.state_dir, &c);
+	/* The step's PMIx directories go into the running container before
+	 * the task is inside it (launcher/mpi_attach.c). */
+	if (r == 0)
+		r = copy_env(sp, &cur) < 0 ? -ENOMEM : launcher_mpi_attach(c, cur);
 	if (r == 0)
 		r = launcher_join(c);
 	launcher_release(c);
@@ -274,12 +338,11 @@ static int task_enter(spank_t sp)
 		return -1;
 	}
 	r = enter_workdir(img.workdir, cwd);
-	if (r == 0 && (copy_env(sp, &cur) < 0 ||
-		       taskenv_build(cur, img.env, args_get()->env, &want) < 0 ||
-		       apply_env(sp, cur, want) < 0)) {
-		slurm_error(PLUGIN_PREFIX "cannot set the task's environment");
-		r = -1;
-	}
+	/* --container-remap-root: package managers' chown and set*id */
+	if (r == 0 && launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
+		slurm_error(PLUGIN_PREFIX "%s", berth_errmsg(r));
+	if (r == 0)
+		r = task_env(sp, &img, cur);
 	launcher_image_clear(&img);
 	return r;
 }
@@ -304,6 +367,7 @@ int remote_task_init(spank_t sp, int ac, char **av)
 		if (spank_get_item(sp, S_TASK_ID, &id) != ESPANK_SUCCESS || id == 0) {
 			slurm_error(PLUGIN_PREFIX "%s", remote.res.message);
 			replay_log(true);
+			show_entry_log(true);
 		}
 		task_fail();
 	}
@@ -321,6 +385,13 @@ int remote_task_exit(spank_t sp, int ac, char **av)
 	 * so the reference goes with the last task (the joined tasks hold the
 	 * mounts from then on, the keeper lingers after them). */
 	if (++remote.exited >= remote.job.local_tasks) {
+		/* --container-save: the tasks are done, the container still up */
+		if (remote.res.save[0] && remote.keeper && remote.res.code == 0) {
+			struct save_req req = {.state_dir = remote.res.state_dir,
+					       .image = remote.res.image, .path = remote.res.save};
+
+			prepare_as_user(&remote.pconf, &remote.job, node_save, &req);
+		}
 		launcher_release(remote.keeper);
 		remote.keeper = NULL;
 	}
@@ -330,9 +401,13 @@ int remote_task_exit(spank_t sp, int ac, char **av)
 int remote_exit(spank_t sp, int ac, char **av)
 {
 	if (remote.enabled && remote.pconf.importer)
-		prepare_as_user(&remote.pconf, &remote.job, node_release);
+		prepare_as_user(&remote.pconf, &remote.job, node_release, NULL);
 	launcher_release(remote.keeper);
-	free(remote.log);
+	free(remote.out.log);
+	free(remote.out.entry_log);
+	free(remote.out.entry_env);
+	strv_free(remote.entry_delta);
+	gpu_plan_free(remote.gpu);
 	strv_free(remote.job.env);
 	free(remote.job.gids);
 	free(remote.job.cwd);
@@ -340,7 +415,9 @@ int remote_exit(spank_t sp, int ac, char **av)
 	args_clear();
 	pconf_clear(&remote.pconf);
 	remote.keeper = NULL;
-	remote.log = NULL;
+	remote.out = (struct prep_output){0};
+	remote.entry_delta = NULL;
+	remote.gpu = NULL;
 	remote.job = (struct job){0};
 	remote.enabled = false;
 	return 0;

@@ -35,7 +35,7 @@ int slurmd_job_epilog(spank_t sp, int ac, char **av)
 			r = -1;
 		} else {
 			job.env = env;
-			r = prepare_as_user(&pc, &job, node_cleanup_job);
+			r = prepare_as_user(&pc, &job, node_cleanup_job, NULL);
 		}
 	}
 	pconf_clear(&pc);

@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "imgconv/imgconv.h"
 #include "launcher/launcher.h"
+#include "launcher/mpi.h"
 #include "plugin/prepare.h"
 
 static void copy_str(char *dst, size_t size, const char *src)
@@ -42,8 +43,7 @@ static bool is_squashfs_path(const char *text)
 	       str_endswith(text, ".squashfs");
 }
 
-/* The user's configuration, then what only the admin decides. */
-static int load_user_config(const struct pconf *pc, uid_t uid, struct berth_config **out)
+int node_user_config(const struct pconf *pc, uid_t uid, struct berth_config **out)
 {
 	struct berth_config *cfg = NULL, *def = NULL;
 	_cleanup_free_ char *run = user_runtime_dir(pc, uid);
@@ -217,6 +217,8 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 	const struct args *a = p->args;
 	struct launcher_mounts m = {0};
 	struct launcher_opts lo;
+	struct mpi_plan *mpi = NULL;
+	struct gpu_plan *gpu = NULL;
 	char host[256] = "";
 	int r = build_mounts(p, &m);
 
@@ -224,21 +226,30 @@ static int start_keeper(struct prep_ctx *p, const struct berth_config *cfg, cons
 		launcher_mounts_clear(&m);
 		return r;
 	}
-	if (a->unshare && gethostname(host, sizeof(host) - 1) < 0)
+	/* uts: the node's name, in a namespace of its own */
+	if (args_unshares("uts") && gethostname(host, sizeof(host) - 1) < 0)
 		snprintf(host, sizeof(host), "container");
 	lo = (struct launcher_opts){
 		.image = image, .name = name, .mounts = &m,
 		.writable = a->writable >= 0 ? a->writable : (name || cfg->writable),
 		.remap_root = a->remap_root >= 0 ? a->remap_root : cfg->remap_root,
 		.mount_home = a->mount_home >= 0 ? a->mount_home : cfg->mount_home,
-		.hostname = a->unshare ? host : NULL,
+		.hostname = args_unshares("uts") ? host : NULL,
+		.unshare_net = args_unshares("net"),
+		.unshare_ipc = args_unshares("ipc"),
 		.overlay = overlay_mode(cfg->overlay),
 	};
 	if (name && !lo.writable)
 		r = berth_failx(BERTH_EINVAL_INPUT, "--container-readonly: container '%s' is "
 				"named, and a named container is always writable", a->name);
-	else
+	else if ((r = node_gpu_plan(p->job, image, cfg->gpu_driver_root, false, &gpu)) == 0 &&
+		 (r = mpi_plan(cfg->gpu_driver_root, cfg->mpi_inject_verbs, &mpi)) == 0) {
+		lo.gpu = gpu;
+		lo.mpi = mpi;
 		r = launcher_create(cfg, &lo, out);
+	}
+	mpi_plan_free(mpi);
+	gpu_plan_free(gpu);
 	launcher_mounts_clear(&m);
 	return r;
 }
@@ -313,13 +324,16 @@ int prepare_container(struct prep_ctx *p, struct launcher_container **out)
 {
 	struct berth_config *cfg = NULL;
 	_cleanup_free_ char *image = NULL, *name = NULL;
-	int r = load_user_config(p->pconf, p->job->uid, &cfg);
+	int r = node_user_config(p->pconf, p->job->uid, &cfg);
 
 	if (r < 0)
 		return r;
 	copy_str(p->res->runtime_dir, sizeof(p->res->runtime_dir), cfg->runtime_dir);
+	copy_str(p->res->gpu_root, sizeof(p->res->gpu_root), cfg->gpu_driver_root);
 	if ((r = mkdir_p(cfg->runtime_dir, 0700)) < 0) {
 		r = berth_fail(r, "runtime directory '%s'", cfg->runtime_dir);
+	} else if ((r = save_check(p)) < 0) {
+		/* before anything runs: a bad --container-save fails the step */
 	} else if (p->args->name) {
 		name = scoped_name(p->pconf, p->args->name, p->job->jobid);
 		r = name ? named(p, cfg, name, out) : -ENOMEM;
@@ -329,19 +343,24 @@ int prepare_container(struct prep_ctx *p, struct launcher_container **out)
 	}
 	if (r == 0)
 		copy_str(p->res->state_dir, sizeof(p->res->state_dir), launcher_state_dir(*out));
+	/* A running named container that was joined has started already. */
+	if (r == 0 && !p->res->reused &&
+	    (p->args->entrypoint == 1 ||
+	     (p->args->entrypoint == -1 && p->pconf->execute_entrypoint)))
+		r = entrypoint_run(p, *out, p->res->image);
 	berth_config_free(cfg);
 	return r;
 }
 
 /* container_scope=job, at the job's end: stop and remove the job's named
  * containers ("j<jobid>_*").  Runs as the user, after the job's tasks. */
-int node_cleanup_job(const struct pconf *pc, const struct job *job)
+int node_cleanup_job(const struct pconf *pc, const struct job *job, void *arg)
 {
 	struct berth_config *cfg = NULL;
 	struct launcher_entry *v = NULL;
 	_cleanup_free_ char *prefix = xasprintf("j%u_", (unsigned)job->jobid);
 	size_t n = 0;
-	int r = prefix ? load_user_config(pc, job->uid, &cfg) : -ENOMEM, rc = 0;
+	int r = prefix ? node_user_config(pc, job->uid, &cfg) : -ENOMEM, rc = 0;
 
 	if (r < 0)
 		return r;
@@ -372,9 +391,10 @@ int node_cleanup_job(const struct pconf *pc, const struct job *job)
 }
 
 /* At the step's end: the importer's "release". */
-int node_release(const struct pconf *pc, const struct job *job)
+int node_release(const struct pconf *pc, const struct job *job, void *arg)
 {
 	(void)job;
+	(void)arg;
 	if (pc->importer)
 		importer_release(pc);
 	return 0;

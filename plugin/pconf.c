@@ -2,8 +2,8 @@
  *
  * pyxis's keys (runtime_path, execute_entrypoint, container_scope,
  * sbatch_support, importer) keep their meaning so a site can swap the
- * plugin line and keep the arguments; cache_dir, image_staging and
- * log_level are berth's.  Anything else is an error naming the argument,
+ * plugin line and keep the arguments; cache_dir, image_staging,
+ * gpu_affinity and log_level are berth's.  Anything else is an error naming the argument,
  * so a typo stops slurmd at start instead of being ignored on every job. */
 #include "config.h"
 #include <errno.h>
@@ -57,18 +57,12 @@ static int set_one(struct pconf *c, const char *key, const char *v)
 		return set_path(&c->importer, key, v);
 	if (streq(key, "image_staging"))
 		return set_path(&c->image_staging, key, v);
-	if (streq(key, "execute_entrypoint")) {
-		if (set_bool(&c->execute_entrypoint, key, v) < 0)
-			return -1;
-		if (c->execute_entrypoint) {
-			slurm_error(PLUGIN_PREFIX "plugstack.conf: execute_entrypoint=%s: berth does "
-				    "not run image entrypoints in Slurm steps", v);
-			return -1;
-		}
-		return 0;
-	}
+	if (streq(key, "execute_entrypoint"))
+		return set_bool(&c->execute_entrypoint, key, v);
 	if (streq(key, "sbatch_support"))
 		return set_bool(&c->sbatch_support, key, v);
+	if (streq(key, "gpu_affinity"))
+		return set_bool(&c->gpu_affinity, key, v);
 	if (streq(key, "container_scope")) {
 		if (!streq(v, "job") && !streq(v, "global")) {
 			slurm_error(PLUGIN_PREFIX "plugstack.conf: container_scope=%s: not job or "
@@ -89,7 +83,7 @@ static int set_one(struct pconf *c, const char *key, const char *v)
 	}
 	slurm_error(PLUGIN_PREFIX "plugstack.conf: unknown argument '%s' (known: runtime_path, "
 		    "cache_dir, execute_entrypoint, container_scope, sbatch_support, importer, "
-		    "image_staging, log_level)", key);
+		    "image_staging, gpu_affinity, log_level)", key);
 	return -1;
 }
 
@@ -99,6 +93,7 @@ int pconf_parse(struct pconf *c, int ac, char **av)
 		.execute_entrypoint = false,
 		.container_scope = SCOPE_GLOBAL,
 		.sbatch_support = true,
+		.gpu_affinity = true,
 		.log_level = BERTH_LOG_INFO,
 	};
 	c->runtime_path = strdup(DEFAULT_RUNTIME_PATH);

@@ -38,6 +38,7 @@ struct pconf {
 	bool execute_entrypoint;
 	enum scope container_scope;
 	bool sbatch_support;
+	bool gpu_affinity;      /* bind tasks to their GPUs' cores */
 	int log_level;          /* enum berth_log_level */
 };
 
@@ -56,8 +57,9 @@ struct args {
 	char *workdir;
 	char *name;
 	enum name_mode name_mode;
+	char *save;             /* --container-save PATH, as given */
 	char *env;              /* NAME[,NAME...] */
-	char *unshare;          /* "uts" */
+	char *unshare;          /* "net,ipc,uts" or a part of it */
 	int mount_home;         /* -1 unset, 0, 1 */
 	int remap_root;
 	int entrypoint;
@@ -75,6 +77,8 @@ int args_register(spank_t sp);
  * ignores), -1 on bad input (logged). */
 int args_finish(spank_t sp);
 const struct args *args_get(void);
+/* Does --container-unshare name "net", "ipc" or "uts"? */
+bool args_unshares(const char *what);
 void args_clear(void);
 
 /* ---- per-context entry points ------------------------------------------- */
@@ -123,25 +127,34 @@ struct prep_result {
 	char image[1024];       /* the .sqsh that is mounted */
 	char runtime_dir[1024]; /* the user's runtime dir (for the tasks) */
 	char workdir[1024];     /* image WorkingDir ("" when none) */
+	char save[1024];        /* --container-save as an absolute path, or "" */
+	char gpu_root[1024];    /* the user's gpu_driver_root */
 	char message[2048];     /* one line when code < 0 */
 };
 
 struct launcher_container;
 
+/* What prepare_run() brings back besides the result (malloc'd, or NULL). */
+struct prep_output {
+	char *log;              /* the child's log lines */
+	char *entry_log;        /* --container-entrypoint: the entrypoint's output */
+	char *entry_env;        /* its environment changes, NUL-separated */
+	size_t log_len, entry_log_len, entry_env_len;
+};
+
 /* Fork a child that drops to the job's user for good and prepares the
  * container; wait for it.  On success *out is the step's own reference on
- * the keeper, held until its tasks have joined.  The child's log lines are
- * in *log (malloc'd text, one line each) for the caller to show.  Returns
- * -errno only when the child could not be run; its failures are in
- * res->code and res->message. */
+ * the keeper, held until its tasks have joined.  Returns -errno only when
+ * the child could not be run; its failures are in res->code and
+ * res->message, its log and the entrypoint's in *o. */
 int prepare_run(const struct pconf *pc, const struct args *a, const struct job *job,
-		struct prep_result *res, struct launcher_container **out, char **log,
-		size_t *log_len);
+		struct prep_result *res, struct launcher_container **out, struct prep_output *o);
 
-/* Run fn in a child that is the job's user for good, in the job's
- * environment; its log lines go to Slurm's log.  0, or -1 when it failed. */
+/* Run fn(pc, job, arg) in a child that is the job's user for good, in the
+ * job's environment; its log lines go to Slurm's log (as errors when it
+ * failed).  0, or -1 when it failed. */
 int prepare_as_user(const struct pconf *pc, const struct job *job,
-		    int (*fn)(const struct pconf *pc, const struct job *job));
+		    int (*fn)(const struct pconf *pc, const struct job *job, void *arg), void *arg);
 
 /* Drop to uid/gid/gids for good (setgroups, setresgid, setresuid), from a
  * process whose real or saved uid is root; then make the process dumpable
@@ -158,10 +171,12 @@ char *scoped_name(const struct pconf *pc, const char *name, uint32_t jobid);
 /* ---- a task's environment (taskenv.c) ------------------------------------ */
 
 /* The environment a task gets in the container from the job's (task's)
- * environment, the image's Env and the --container-env names, plus the
- * PyTorch variables pyxis sets when the image has PYTORCH_VERSION. */
-int taskenv_build(char *const *job_env, char *const *image_env, const char *keep_names,
-		  char ***out);
+ * environment, the image's Env and the --container-env names, then the
+ * entrypoint's changes (entry_delta: "NAME=VALUE" set, "NAME" unset; NULL
+ * when no entrypoint ran), plus the PyTorch variables pyxis sets when the
+ * image has PYTORCH_VERSION. */
+int taskenv_build(char *const *job_env, char *const *image_env, char *const *entry_delta,
+		  const char *keep_names, char ***out);
 /* First host of a Slurm hostlist ("n[01-04],m" -> "n01"); NULL if malformed. */
 char *hostlist_first(const char *list);
 
@@ -171,5 +186,9 @@ char *hostlist_first(const char *list);
 void slog_install(int level);
 /* In a child: berth's log lines go, one per line, to fd. */
 void slog_to_fd(int fd, int level);
+/* Hand lines a child wrote with slog_to_fd() (text is modified) to Slurm:
+ * errors and warnings with slurm_error (srun shows them), info with
+ * slurm_verbose (srun -v), or as errors too when the child failed. */
+void slog_replay(char *text, bool failed);
 
 #endif

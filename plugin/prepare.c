@@ -127,10 +127,10 @@ static void wait_parent(int sock)
 /* The start of every child: default signals, no terminal or Slurm
  * descriptors, stderr into the log memfd, then the job's user for good in
  * the job's environment.  Returns 0, or -errno with res->message set. */
-static int become_user(const struct pconf *pc, const struct job *job, int sock, int logfd,
-		       struct prep_result *res)
+static int become_user(const struct pconf *pc, const struct job *job, const int *keep,
+		       size_t nkeep, int logfd, struct prep_result *res)
 {
-	int keep[] = {sock, logfd}, null = open("/dev/null", O_RDWR | O_CLOEXEC), r;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC), r;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -143,7 +143,7 @@ static int become_user(const struct pconf *pc, const struct job *job, int sock, 
 		dup2(null, 1);
 	}
 	dup2(logfd, 2);
-	close_others(keep, ARRAY_SIZE(keep));
+	close_others(keep, nkeep);
 	prctl(PR_SET_NAME, "berth-prepare");
 	r = drop_privileges(job->uid, job->gid, job->gids, job->ngids);
 	if (r < 0) {
@@ -165,7 +165,8 @@ _Noreturn static void child(const struct prep_ctx *pc_, int sock, int logfd)
 	struct prep_ctx p = *pc_;
 	struct prep_result *res = p.res;
 	struct launcher_container *c = NULL;
-	int r = become_user(p.pconf, p.job, sock, logfd, res);
+	int keep[] = {sock, logfd, p.entry_log_fd, p.entry_env_fd};
+	int r = become_user(p.pconf, p.job, keep, ARRAY_SIZE(keep), logfd, res);
 
 	if (r == 0) {
 		r = prepare_container(&p, &c);
@@ -200,37 +201,22 @@ static void collect_log(int logfd, char **log, size_t *len)
 	*len = (size_t)st.st_size;
 }
 
-int prepare_run(const struct pconf *pconf, const struct args *a, const struct job *job,
-		struct prep_result *res, struct launcher_container **out, char **log,
-		size_t *log_len)
+static int memfd(const char *name)
 {
-	struct prep_ctx p = {.pconf = pconf, .args = a, .job = job, .res = res};
-	int sv[2], logfd, status = 0;
-	ssize_t n;
-	pid_t pid;
+	return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+}
 
-	*out = NULL;
-	*res = (struct prep_result){0};
-	logfd = (int)syscall(SYS_memfd_create, "berth-prepare-log", MFD_CLOEXEC);
-	if (logfd < 0)
-		return -errno;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		close(logfd);
-		return -errno;
-	}
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		child(&p, sv[1], logfd);
-	}
-	close(sv[1]);
-	if (pid < 0) {
-		close(sv[0]);
-		close(logfd);
-		return -errno;
-	}
+/* The parent's side: the child's report, its reference on the keeper
+ * taken over, the child reaped, the memfds read. */
+static int parent(pid_t pid, int sock, const struct prep_ctx *p, int logfd,
+		  struct launcher_container **out, struct prep_output *o)
+{
+	struct prep_result *res = p->res;
+	int status = 0;
+	ssize_t n;
+
 	do
-		n = recv(sv[0], res, sizeof(*res), 0);
+		n = recv(sock, res, sizeof(*res), 0);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(*res))
 		*res = (struct prep_result){.code = BERTH_ECHILD_FAILED};
@@ -243,7 +229,7 @@ int prepare_run(const struct pconf *pconf, const struct args *a, const struct jo
 		if (r < 0)
 			set_message(res, r, "container keeper: %s", berth_errmsg(r));
 	}
-	close(sv[0]); /* the child may go now */
+	close(sock); /* the child may go now */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (res->code == BERTH_ECHILD_FAILED && !res->message[0])
@@ -251,15 +237,52 @@ int prepare_run(const struct pconf *pconf, const struct args *a, const struct jo
 			 "the preparation process failed (%s %d)",
 			 WIFSIGNALED(status) ? "signal" : "exit status",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	collect_log(logfd, log, log_len);
-	close(logfd);
+	collect_log(logfd, &o->log, &o->log_len);
+	collect_log(p->entry_log_fd, &o->entry_log, &o->entry_log_len);
+	collect_log(p->entry_env_fd, &o->entry_env, &o->entry_env_len);
 	return 0;
+}
+
+int prepare_run(const struct pconf *pconf, const struct args *a, const struct job *job,
+		struct prep_result *res, struct launcher_container **out, struct prep_output *o)
+{
+	struct prep_ctx p = {.pconf = pconf, .args = a, .job = job, .res = res};
+	int sv[2] = {-1, -1}, logfd = memfd("berth-prepare-log"), r = 0;
+	pid_t pid = -1;
+
+	*out = NULL;
+	*res = (struct prep_result){0};
+	*o = (struct prep_output){0};
+	p.entry_log_fd = memfd("berth-entrypoint-log");
+	p.entry_env_fd = memfd("berth-entrypoint-env");
+	if (logfd < 0 || p.entry_log_fd < 0 || p.entry_env_fd < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		r = -errno;
+	if (r == 0 && (pid = fork()) == 0) {
+		close(sv[0]);
+		child(&p, sv[1], logfd);
+	}
+	if (sv[1] >= 0)
+		close(sv[1]);
+	if (r == 0 && pid < 0)
+		r = -errno;
+	if (r == 0)
+		r = parent(pid, sv[0], &p, logfd, out, o);
+	else if (sv[0] >= 0)
+		close(sv[0]);
+	if (logfd >= 0)
+		close(logfd);
+	if (p.entry_log_fd >= 0)
+		close(p.entry_log_fd);
+	if (p.entry_env_fd >= 0)
+		close(p.entry_env_fd);
+	return r;
 }
 
 /* Run fn as the job's user in a child; its log lines are replayed into
  * Slurm's log (as errors when it failed). */
 int prepare_as_user(const struct pconf *pc, const struct job *job,
-		    int (*fn)(const struct pconf *pc, const struct job *job))
+		    int (*fn)(const struct pconf *pc, const struct job *job, void *arg), void *arg)
 {
 	struct prep_result res = {0};
 	_cleanup_free_ char *log = NULL;
@@ -272,10 +295,10 @@ int prepare_as_user(const struct pconf *pc, const struct job *job,
 		return -errno;
 	pid = fork();
 	if (pid == 0) {
-		int r = become_user(pc, job, -1, logfd, &res);
+		int r = become_user(pc, job, &logfd, 1, logfd, &res);
 
 		if (r == 0)
-			r = fn(pc, job);
+			r = fn(pc, job, arg);
 		if (r < 0)
 			log_error("%s", res.message[0] ? res.message : berth_errmsg(r));
 		_exit(r < 0 ? 1 : 0);
@@ -288,16 +311,6 @@ int prepare_as_user(const struct pconf *pc, const struct job *job,
 		;
 	collect_log(logfd, &log, &len);
 	close(logfd);
-	for (char *line = log, *end; line && *line; line = end) {
-		end = strchr(line, '\n');
-		if (end)
-			*end++ = '\0';
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-			slurm_debug(PLUGIN_PREFIX "%s", line);
-		else
-			slurm_error(PLUGIN_PREFIX "%s", line);
-		if (!end)
-			break;
-	}
+	slog_replay(log, !WIFEXITED(status) || WEXITSTATUS(status) != 0);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

@@ -53,3 +53,41 @@ void slog_to_fd(int fd, int level)
 	berth_log_set_level((enum berth_log_level)level);
 	berth_log_set_sink(to_fd, &sink_fd);
 }
+
+/* "level: message" -> the level's index in names[], message after it. */
+static int split_level(char *line, const char **msg)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
+
+	for (int i = 0; i < 5; i++) {
+		size_t n = strlen(names[i]);
+
+		if (strncmp(line, names[i], n) == 0 && line[n] == ':' && line[n + 1] == ' ') {
+			*msg = line + n + 2;
+			return i;
+		}
+	}
+	*msg = line;
+	return BERTH_LOG_INFO;
+}
+
+void slog_replay(char *text, bool failed)
+{
+	for (char *line = text, *end; line && *line; line = end) {
+		const char *msg;
+		int level;
+
+		end = strchr(line, '\n');
+		if (end)
+			*end++ = '\0';
+		level = split_level(line, &msg);
+		if (level <= BERTH_LOG_WARN || (failed && level == BERTH_LOG_INFO))
+			slurm_error(PLUGIN_PREFIX "%s", msg);
+		else if (level == BERTH_LOG_INFO)
+			slurm_verbose(PLUGIN_PREFIX "%s", msg);
+		else
+			slurm_debug(PLUGIN_PREFIX "%s", msg);
+		if (!end)
+			break;
+	}
+}

@@ -4,7 +4,9 @@
  * image), so `srun --container-image` and `berth run` agree.  On top, what
  * pyxis and enroot's PyTorch hook give images that set PYTORCH_VERSION:
  * RANK and LOCAL_RANK per task, and MASTER_ADDR, MASTER_PORT, WORLD_SIZE
- * and OMP_NUM_THREADS unless already set. */
+ * and OMP_NUM_THREADS unless already set.  With --container-entrypoint,
+ * what the entrypoint changed in its environment (entry.c) comes last, as
+ * pyxis imports the entrypoint's environment into every task. */
 #include "config.h"
 #include <ctype.h>
 #include <errno.h>
@@ -114,8 +116,43 @@ static int pytorch(char ***env)
 	return r;
 }
 
-int taskenv_build(char *const *job_env, char *const *image_env, const char *keep_names,
-		  char ***out)
+static int unset(char **env, const char *name)
+{
+	size_t len = strlen(name), j = 0;
+
+	for (size_t i = 0; env && env[i]; i++) {
+		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+			free(env[i]);
+		else
+			env[j++] = env[i];
+	}
+	if (env)
+		env[j] = NULL;
+	return 0;
+}
+
+/* "NAME=VALUE" sets, "NAME" unsets; the --container-env names keep the
+ * job's value. */
+static int apply_delta(char ***env, char *const *delta, char *const *keep)
+{
+	for (size_t i = 0; delta && delta[i]; i++) {
+		_cleanup_free_ char *name = strndup(delta[i], strcspn(delta[i], "="));
+		const char *eq = strchr(delta[i], '=');
+		int r;
+
+		if (!name)
+			return -ENOMEM;
+		if (keep && strv_contains(keep, name))
+			continue;
+		r = eq ? set(env, name, eq + 1, true) : unset(*env, name);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int taskenv_build(char *const *job_env, char *const *image_env, char *const *entry_delta,
+		  const char *keep_names, char ***out)
 {
 	_cleanup_strv_ char **keep = keep_names ? strv_split(keep_names, ',') : NULL;
 	struct launcher_env_rules rules = {.host = job_env, .image = image_env, .keep_host = keep};
@@ -125,6 +162,8 @@ int taskenv_build(char *const *job_env, char *const *image_env, const char *keep
 	if (keep_names && !keep)
 		return -ENOMEM;
 	r = launcher_env_build(&rules, &env);
+	if (r == 0)
+		r = apply_delta(&env, entry_delta, keep);
 	if (r == 0 && get(env, "PYTORCH_VERSION"))
 		r = pytorch(&env);
 	if (r < 0) {

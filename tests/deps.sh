@@ -8,13 +8,16 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	autoconf automake libtool pkg-config make gcc
-	libslurm-dev libhwloc-dev libarchive-dev libsquashfuse-dev libsquashfs-dev
+	libslurm-dev libhwloc-dev libarchive-dev zlib1g-dev libzstd-dev libsquashfuse-dev libsquashfs-dev
 	libcurl4-openssl-dev libjansson-dev libssl-dev libfuse3-dev
 	# run: FUSE, squashfs, overlay
 	fuse3 squashfuse fuse-overlayfs squashfs-tools squashfs-tools-ng uidmap
 	# test harness: registry, images, Slurm, the test runner
 	docker-registry skopeo umoci busybox-static debootstrap apache2-utils zstd
 	slurm-wlm slurmd slurmctld slurm-client munge
+	# MPI tests and bench: Open MPI over PMIx (Slurm's mpi_pmix_v4.so loads libpmix2),
+	# MPICH for PMI-2 (Debian's Open MPI has no PMI-2 client)
+	openmpi-bin libopenmpi-dev libpmix2 libpmix-dev mpich libmpich-dev
 	bats python3 curl util-linux passwd tar gzip ca-certificates
 )
 

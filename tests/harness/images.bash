@@ -19,6 +19,8 @@
 #   image_debian REPO:TAG [REGISTRY]     debootstrap --variant=minbase bookworm
 #       from this machine's apt mirror (needs root once; cached in
 #       /var/cache/berth-tests).  Exports DEBIAN_OCI.
+#   tiny_deb OUT.deb                     a one-file Debian package (dpkg-deb) whose
+#       /opt/berth-tiny/hello belongs to uid:gid 1:1, so installing it chowns.
 #   treelist ARGS...                     tests/harness/treelist.py
 
 : "${BERTH_TESTS_CACHE:=/var/cache/berth-tests}"
@@ -159,4 +161,20 @@ image_debian() {
 	DEBIAN_OCI=$dir
 	export DEBIAN_OCI
 	image_push "$DEBIAN_OCI" "$reg/$ref"
+}
+
+tiny_deb() {
+	local out=$1 d
+	skip_unless dpkg-deb || return 1
+	d=$(mktemp -d)
+	mkdir -p "$d/DEBIAN" "$d/opt/berth-tiny"
+	printf '%s\n' 'Package: berth-tiny' 'Version: 1.0' 'Architecture: all' \
+		'Maintainer: berth tests <tests@example.invalid>' \
+		'Description: one file owned by uid 1, for remap-root tests' >"$d/DEBIAN/control"
+	echo hello >"$d/opt/berth-tiny/hello"
+	# as root: the file's owner goes into the package; as a user: root's
+	chown -R 1:1 "$d/opt/berth-tiny" 2>/dev/null || true
+	dpkg-deb --build "$d" "$out" >/dev/null || { rm -rf "$d"; return 1; }
+	chmod 0644 "$out"
+	rm -rf "$d"
 }

@@ -100,10 +100,14 @@ harness_find_berth() {
 	dir=$(harness_rundir)/bin
 	mkdir -p "$dir"
 	chmod 0755 "$dir"
-	if [[ ! -x $dir/berth || $src -nt $dir/berth ]]; then
-		cp "$src" "$dir/berth.tmp.$$" && mv -f "$dir/berth.tmp.$$" "$dir/berth"
-		chmod 0755 "$dir/berth"
-	fi
+	# berth-image (the image side) next to it: berth looks there first.
+	local f
+	for f in berth berth-image; do
+		if [[ ! -x $dir/$f || ${src%/berth}/$f -nt $dir/$f ]]; then
+			cp "${src%/berth}/$f" "$dir/$f.tmp.$$" && mv -f "$dir/$f.tmp.$$" "$dir/$f"
+			chmod 0755 "$dir/$f"
+		fi
+	done
 	BERTH=$dir/berth
 	export BERTH
 }

@@ -16,6 +16,9 @@
 # $SLURM_OCI_CONF, when set, names a file copied to oci.conf beside
 # slurm.conf (for `srun --container=BUNDLE`); unset, there is no oci.conf.
 # slurm_stop stops the daemons by PID.  slurm_log prints the daemons' logs.
+# Generic resources, opt-in: SLURM_NODE_GRES (e.g. "gpu:3") is added to the
+# node as Gres= (and its names to GresTypes=), and SLURM_GRES_CONF, when set,
+# becomes gres.conf (e.g. "Name=gpu File=/some/dir/nvidia[0-2]").
 
 # The plugin to load, or nothing.
 slurm_find_plugin() {
@@ -76,6 +79,7 @@ slurm_write_conf() {
 		CredType=cred/munge
 		StateSaveLocation=$d/state
 		SlurmdSpoolDir=$d/spool
+		TmpFS=$d/tmp
 		SlurmctldPidFile=$d/slurmctld.pid
 		SlurmdPidFile=$d/slurmd.pid
 		SlurmctldLogFile=$d/slurmctld.log
@@ -99,12 +103,21 @@ slurm_write_conf() {
 		KillWait=5
 		MinJobAge=60
 		PlugStackConfig=$d/plugstack.conf
-		NodeName=$SLURM_NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+		NodeName=$SLURM_NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN${SLURM_NODE_GRES:+ Gres=$SLURM_NODE_GRES}
 		PartitionName=$SLURM_PARTITION Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP
 	EOF
 	if [[ -n ${SLURM_OCI_CONF:-} ]]; then
 		cp "$SLURM_OCI_CONF" "$d/oci.conf" || return 1
 		chmod 0644 "$d/oci.conf"
+	fi
+	if [[ -n ${SLURM_NODE_GRES:-} ]]; then
+		# "gpu:3,mps:100" -> "gpu,mps"
+		echo "GresTypes=$(tr ',' '\n' <<<"$SLURM_NODE_GRES" | cut -d: -f1 | sort -u | paste -sd,)" \
+			>>"$d/slurm.conf"
+	fi
+	if [[ -n ${SLURM_GRES_CONF:-} ]]; then
+		printf '%s\n' "$SLURM_GRES_CONF" >"$d/gres.conf"
+		chmod 0644 "$d/gres.conf"
 	fi
 	plugin=$(slurm_find_plugin)
 	: >"$d/plugstack.conf"
@@ -112,7 +125,9 @@ slurm_write_conf() {
 		# srun (as the user) loads it too: a copy the user can read.
 		cp "$plugin" "$d/spank_berth.so"
 		chmod 0755 "$d/spank_berth.so"
-		echo "optional $d/spank_berth.so ${SPANK_BERTH_ARGS:-}" >"$d/plugstack.conf"
+		# "required", as doc/spank_berth.8 says: with "optional" Slurm
+		# ignores the plugin's failures and runs the command on the host.
+		echo "required $d/spank_berth.so ${SPANK_BERTH_ARGS:-}" >"$d/plugstack.conf"
 		SLURM_PLUGIN=$d/spank_berth.so
 	else
 		SLURM_PLUGIN=
@@ -127,8 +142,11 @@ slurm_start() {
 	SLURM_NODE=$(hostname -s)
 	SLURM_PARTITION=debug
 	export SLURM_DIR SLURM_NODE SLURM_PARTITION
-	mkdir -p "$SLURM_DIR"/{state,spool,munge,munge-state}
+	mkdir -p "$SLURM_DIR"/{state,spool,munge,munge-state,tmp}
 	chmod 0755 "$SLURM_DIR" "$SLURM_DIR/munge"
+	# TmpFS (where mpi/pmix puts spmix_appdir_UID_JOB.STEP) per cluster:
+	# job ids restart at 1 in every test cluster, /tmp is shared.
+	chmod 1777 "$SLURM_DIR/tmp"
 	chmod 0700 "$SLURM_DIR/state" "$SLURM_DIR/spool" "$SLURM_DIR/munge-state"
 
 	# An own munge key and socket: a system munged, or another test run's, is

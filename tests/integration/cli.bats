@@ -161,3 +161,17 @@ load ../harness/lib
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -E "^max_connections +(= )?3 .*ownhome/.config/berth/berth.conf:1"
 }
+
+@test "berth doctor names a missing berth-image and fails" {
+	harness_user_dir
+	as_user mkdir -p "$USER_DIR/work/lonely"
+	cp "$BERTH" "$USER_DIR/work/lonely/berth"
+	chmod 0755 "$USER_DIR/work/lonely/berth"
+	run as_user "$USER_DIR/work/lonely/berth" doctor
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -E "^FAIL +image helper +image helper '.*/berth-image'"
+	# and with berth-image beside it, the same line is ok
+	run as_user "$BERTH" doctor
+	echo "$output" | grep -E "^ok +image helper +$(dirname "$BERTH")/berth-image"
+}

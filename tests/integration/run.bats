@@ -202,6 +202,29 @@ setup_file() {
 	assert_no_leftovers
 }
 
+@test "--unshare net,ipc,uts: loopback only, own IPC, own UTS; bad lists refused" {
+	run as_user "$BERTH" run --unshare net,ipc,uts "$IMG" sh -c '
+		ip -o link | wc -l; ip -o link show lo | grep -q "[<,]UP[,>]" && echo lo-up
+		readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; hostname'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = 1 ]
+	[ "${lines[1]}" = lo-up ]
+	[ "${lines[2]}" != "$(readlink /proc/self/ns/net)" ]
+	[ "${lines[3]}" != "$(readlink /proc/self/ns/ipc)" ]
+	[ "${lines[4]}" = "$(hostname)" ]
+	run as_user "$BERTH" run "$IMG" sh -c 'readlink /proc/self/ns/net; readlink /proc/self/ns/ipc'
+	[ "${lines[0]}" = "$(readlink /proc/self/ns/net)" ]
+	[ "${lines[1]}" = "$(readlink /proc/self/ns/ipc)" ]
+	for bad in pid net, ""; do
+		run as_user "$BERTH" run --unshare "$bad" "$IMG" true
+		[ "$status" -eq 2 ]
+		[ "${#lines[@]}" -eq 1 ]
+		[[ $output == *"--unshare '$bad'"* ]]
+	done
+	assert_no_leftovers
+}
+
 @test "runs of one image share one keeper and mount while it lingers" {
 	BERTH_MOUNT_LINGER=3 run as_user sh -c "$BERTH run $IMG readlink /proc/self/ns/mnt; $BERTH run $IMG readlink /proc/self/ns/mnt"
 	[ "${lines[0]}" = "${lines[1]}" ]

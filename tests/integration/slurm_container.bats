@@ -40,9 +40,6 @@ setup_file() {
 	rm -rf --one-file-system "$USER_DIR/cache"
 	as_user mkdir -p "$USER_DIR/cache"
 	slurm_start
-	# "required", as doc/spank_berth.8 says: with "optional" Slurm ignores a
-	# plugin's failures and would run the command outside the container.
-	sed -i 's/^optional /required /' "$SLURM_DIR/plugstack.conf"
 	IMG=$REGISTRY#busybox:latest
 	export IMG
 	as_user "$BERTH" import -q -o "$USER_DIR/work/bb.sqsh" "docker://$IMG" >/dev/null

@@ -16,7 +16,6 @@ setup_file() {
 	export RUNTIME
 	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
 	slurm_start
-	sed -i 's/^optional /required /' "$SLURM_DIR/plugstack.conf"
 	IMG=$REGISTRY#busybox:latest
 	export IMG
 	# warm the cache: later timings and bad-input tests need no pull
@@ -198,8 +197,8 @@ bad_input() {
 	bad_input "empty name" --container-name=:exec
 	bad_input "flag must be auto, create, exec or no_exec" --container-name=x:start
 	bad_input "no such container" --container-name=never-made
-	bad_input "does not run image entrypoints" --container-image="$IMG" --container-entrypoint
-	bad_input "only 'uts' can be unshared" --container-image="$IMG" --container-unshare=net
+	bad_input "'pid' is not one of net, ipc, uts" --container-image="$IMG" --container-unshare=net,pid
+	bad_input "empty entry in the list" --container-image="$IMG" --container-unshare=net,
 	AS_USER_ENV=(BERTH_CONTAINER_REMAP_ROOT)
 	export BERTH_CONTAINER_REMAP_ROOT=maybe
 	bad_input "BERTH_CONTAINER_REMAP_ROOT=maybe: not a boolean" --container-image="$IMG"

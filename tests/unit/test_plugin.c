@@ -62,9 +62,20 @@ static void test_pconf(void)
 	ok(strstr(last_error, "container_scope=node") != NULL, "the message names the value");
 	ok(pconf_parse(&c, 1, nokv) < 0, "argument without '=' refused");
 	{
-		char *ep[] = {S("execute_entrypoint=yes")};
+		char *ep[] = {S("execute_entrypoint=yes")}, *bad[] = {S("execute_entrypoint=sometimes")};
 
-		ok(pconf_parse(&c, 1, ep) < 0, "execute_entrypoint=yes refused (not supported)");
+		ok(pconf_parse(&c, 1, ep) == 0 && c.execute_entrypoint, "execute_entrypoint=yes");
+		pconf_clear(&c);
+		ok(pconf_parse(&c, 1, bad) < 0, "execute_entrypoint=sometimes refused");
+		ok(strstr(last_error, "execute_entrypoint=sometimes") != NULL, "the message names it");
+	}
+	{
+		char *aff[] = {S("gpu_affinity=0")};
+
+		ok(pconf_parse(&c, 0, NULL) == 0 && c.gpu_affinity, "gpu_affinity on by default");
+		pconf_clear(&c);
+		ok(pconf_parse(&c, 1, aff) == 0 && !c.gpu_affinity, "gpu_affinity=0");
+		pconf_clear(&c);
 	}
 }
 
@@ -99,7 +110,7 @@ static void test_taskenv(void)
 	char *plain[] = {S("PATH=/img/bin"), NULL};
 	char **env = NULL;
 
-	ok(taskenv_build(job, image, "KEEP", &env) == 0, "environment built");
+	ok(taskenv_build(job, image, NULL, "KEEP", &env) == 0, "environment built");
 	is_str(env_get(env, "PATH"), "/img/bin", "PATH is the image's");
 	is_str(env_get(env, "FOO"), "image", "image Env wins over the job's");
 	is_str(env_get(env, "KEEP"), "host", "--container-env name keeps the job's value");
@@ -112,9 +123,28 @@ static void test_taskenv(void)
 	is_str(env_get(env, "OMP_NUM_THREADS"), "1", "OMP_NUM_THREADS=1 with 2 tasks a node");
 	strv_free(env);
 
-	ok(taskenv_build(job, plain, NULL, &env) == 0, "environment without PyTorch");
+	ok(taskenv_build(job, plain, NULL, NULL, &env) == 0, "environment without PyTorch");
 	ok(env_get(env, "RANK") == NULL, "no RANK without PYTORCH_VERSION");
 	is_str(env_get(env, "FOO"), "host", "job variable kept when the image has none");
+	strv_free(env);
+}
+
+static void test_entry_delta(void)
+{
+	char *job[] = {S("PATH=/host/bin"), S("SLURM_PROCID=3"), S("FOO=host"), S("KEEP=host"),
+		       S("GONE=host"), NULL};
+	char *image[] = {S("PATH=/img/bin"), NULL};
+	char *delta[] = {S("PATH=/entry/bin:/img/bin"), S("NEW=entry"), S("KEEP=entry"), S("GONE"),
+			 S("SLURM_PROCID=0"), NULL};
+	char **env = NULL;
+
+	ok(taskenv_build(job, image, delta, "KEEP", &env) == 0, "environment with entrypoint changes");
+	is_str(env_get(env, "PATH"), "/entry/bin:/img/bin", "the entrypoint's PATH");
+	is_str(env_get(env, "NEW"), "entry", "a variable the entrypoint exported");
+	is_str(env_get(env, "KEEP"), "host", "--container-env names keep the job's value");
+	ok(env_get(env, "GONE") == NULL, "a variable the entrypoint unset is gone");
+	is_str(env_get(env, "FOO"), "host", "what the entrypoint left alone stays");
+	is_str(env_get(env, "SLURM_PROCID"), "0", "the delta is applied as the entrypoint left it");
 	strv_free(env);
 }
 
@@ -123,5 +153,6 @@ int main(void)
 	test_pconf();
 	test_hostlist();
 	test_taskenv();
+	test_entry_delta();
 	return tap_done();
 }
