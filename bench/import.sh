@@ -2,7 +2,7 @@
 # Benchmark: cold `berth import` of a large multi-layer image from a local
 # registry, against the two peers the issue names, and a cached re-import.
 #
-#   bench/import.sh [BUILD_DIR] >section.md     (BUILD_DIR holds ./berth)
+#   bench/import.sh [BUILD_DIR]      (BUILD_DIR holds ./berth, ./berth-image)
 #
 #   berth     BERTH_INSECURE_REGISTRIES=REG berth import docker://REG#bench/big:1
 #   (a) oci   skopeo copy -> oci:DIR:tag; umoci raw unpack --rootless;
@@ -24,8 +24,9 @@
 # Environment: BENCH_DIR (default /var/tmp/berth-bench; the image is cached
 # in $BENCH_DIR/import, ~0.7 GB, and reused), RUNS (default 3: medians),
 # REIMPORT_RUNS (default 5), BENCH_KEEP=1 keeps the work directory (outputs,
-# unpacked trees, caches; ~6 GB) and prints where it is.  Appends nothing by
-# itself: it prints the markdown section for bench/RESULTS.md on stdout.
+# unpacked trees, caches; ~6 GB) and prints where it is.  The markdown
+# section is printed and appended to RESULTS_MD (default bench/RESULTS.md;
+# RESULTS_MD= only prints it).
 #
 # The image: 3 gzip layers made with tar from this machine's
 # /usr/lib/x86_64-linux-gnu, /usr/share and /usr/include (~2.1 GB, ~86k
@@ -258,7 +259,9 @@ awk -v a="${W[ch.]}" -v b="${W[oci.]}" 'BEGIN {exit !(a < b)}' && faster=ch.
 declare -A NAME=([berth.import]="berth import (cold)" [oci.]="skopeo + umoci + mksquashfs"
 	[ch.]="ch-image pull + ch-convert" [re]="berth import (cached)")
 
+report() {
 cat <<EOF
+
 ## Import (bench/import.sh)
 
 ### Cold import of a 3-layer image from a local registry ($(date +%F), N=$RUNS, medians)
@@ -298,3 +301,11 @@ echo
 echo "Raw steps (label wall cpu rss_kb):"
 echo
 sed 's/^/    /' "$WORK/steps"
+}
+# RESULTS_MD= (empty) only prints the section.
+RESULTS_MD=${RESULTS_MD-$(dirname "$0")/RESULTS.md}
+if [ -n "$RESULTS_MD" ]; then
+	report | tee -a "$RESULTS_MD"
+else
+	report
+fi
