@@ -53,7 +53,7 @@ static void test_dirs(void)
 	host[strcspn(host, ".")] = '\0';
 	node = xasprintf("node-%s", host);
 	app2 = xasprintf("%s/%s/spmix_appdir_1001_7.0", tmp, node);
-	mk(node);
+	free(mk(node));
 	mkdir_p(app2, 0755);
 	text = xasprintf("ClusterName=x # TmpFS=/wrong\nSlurmdSpoolDir=/s  tmpfs=%s/node-%%n\n", tmp);
 	write_file_atomic(conf, text, strlen(text), 0644);
