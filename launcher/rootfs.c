@@ -146,6 +146,13 @@ int rootfs_bind(int root_fd, const char *src, const char *dst, unsigned flags, b
 	nfd = safe_open(root_fd, dst, O_PATH);
 	if (nfd < 0)
 		return berth_fail(nfd, "reopen mount '%s'", dst);
+	/* What is there now must be what we bound: anything else means the
+	 * path changed under us between resolving and mounting. */
+	if (fstat(nfd, &ts) < 0)
+		return berth_fail(-errno, "stat mount '%s'", dst);
+	if (ts.st_dev != ss.st_dev || ts.st_ino != ss.st_ino)
+		return berth_failx(BERTH_EINVAL_INPUT,
+				   "mount '%s' on '%s': the target changed while mounting", src, dst);
 	if (apply_flags(nfd, dst, flags) < 0)
 		return BERTH_EINVAL_INPUT;
 	return set_propagation(nfd, flags);
