@@ -191,3 +191,32 @@ slurm_stop() {
 	rm -f "$SLURM_DIR/pids"
 	# The directory stays for a post-mortem; tests/run removes the run dir.
 }
+
+# ---- what every spank_berth test file shares ------------------------------
+
+# slurm_berth_env TAG: the plugin's settings for a test file: its own
+# runtime_path (/run/berth-TAG<pid>), job-scoped named containers, keepers
+# that linger 1 s (so "nothing left" is quick), the harness registry over
+# plain HTTP.  Call after registry_start, before slurm_start.
+slurm_berth_env() {
+	export BERTH_INSECURE_REGISTRIES=${REGISTRY:-}
+	export BERTH_MOUNT_LINGER=1
+	RUNTIME=/run/berth-$1$$
+	export RUNTIME
+	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+}
+
+# slurm_berth_stop: the cluster, the registries and the runtime dir.
+slurm_berth_stop() {
+	slurm_stop
+	registry_stop_all
+	if [[ -n ${RUNTIME:-} ]]; then
+		rm -rf --one-file-system "$RUNTIME"
+	fi
+}
+
+# usrun ARGS...: srun as the test user; -Q: no "job queued" chatter when
+# the node is still busy from the previous test.
+usrun() {
+	as_user srun -Q -t 1 "$@"
+}

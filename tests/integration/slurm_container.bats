@@ -31,12 +31,7 @@ setup_file() {
 	torchish_spec >"$dir.json"
 	mkimage "$dir.json" "$dir" >/dev/null
 	image_push "$dir" "$REGISTRY/torchish:latest"
-	export BERTH_INSECURE_REGISTRIES=$REGISTRY
-	# Keepers linger 1 s after their last task, so "nothing left" is quick.
-	export BERTH_MOUNT_LINGER=1
-	RUNTIME=/run/berth-t$$
-	export RUNTIME
-	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+	slurm_berth_env t
 	rm -rf --one-file-system "$USER_DIR/cache"
 	as_user mkdir -p "$USER_DIR/cache"
 	slurm_start
@@ -46,16 +41,8 @@ setup_file() {
 }
 
 teardown_file() {
-	slurm_stop
-	registry_stop_all
-	[[ -n ${RUNTIME:-} ]] && rm -rf --one-file-system "$RUNTIME"
+	slurm_berth_stop
 	rm -rf --one-file-system /tmp/berth-escape
-}
-
-# srun as the user; -t 1 so nothing can hang the suite.
-usrun() {
-	# -Q: no "job queued" chatter when the node is still busy
-	as_user srun -Q -t 1 "$@"
 }
 
 # Lines of the slurmd log matching a pattern.

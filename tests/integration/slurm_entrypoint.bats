@@ -50,11 +50,7 @@ sleep 2719
 echo cannot set up the container
 exit 3
 '
-	export BERTH_INSECURE_REGISTRIES=$REGISTRY
-	export BERTH_MOUNT_LINGER=1
-	RUNTIME=/run/berth-e$$
-	export RUNTIME
-	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+	slurm_berth_env e
 	slurm_start
 	IMG=$REGISTRY#busybox:latest
 	export IMG
@@ -64,13 +60,7 @@ exit 3
 }
 
 teardown_file() {
-	slurm_stop
-	registry_stop_all
-	[[ -n ${RUNTIME:-} ]] && rm -rf --one-file-system "$RUNTIME"
-}
-
-usrun() {
-	as_user srun -Q -t 1 "$@"
+	slurm_berth_stop
 }
 
 @test "--container-entrypoint: runs once per node, its exports reach every task, output hidden" {

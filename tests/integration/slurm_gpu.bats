@@ -31,21 +31,13 @@ setup_file() {
 	as_user "$BERTH" import -q -o "$USER_DIR/work/gpu.sqsh" "oci-dir://$d/img" >/dev/null
 	as_user "$BERTH" import -q -o "$USER_DIR/work/plain.sqsh" "oci-dir://$d/plain" >/dev/null
 	export BERTH_GPU_DRIVER_ROOT=$d/nv
-	export BERTH_MOUNT_LINGER=1
-	RUNTIME=/run/berth-g$$
-	export RUNTIME
-	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+	slurm_berth_env g
 	export SLURM_NODE_GRES=gpu:3 SLURM_GRES_CONF="Name=gpu File=$d/nv/dev/nvidia[0-2]"
 	slurm_start
 }
 
 teardown_file() {
-	slurm_stop
-	[[ -n ${RUNTIME:-} ]] && rm -rf --one-file-system "$RUNTIME"
-}
-
-usrun() {
-	as_user srun -Q -t 1 "$@"
+	slurm_berth_stop
 }
 
 @test "--gres=gpu:1: exactly the allocated GPU inside, libcuda loads, nvidia-smi runs" {

@@ -12,11 +12,7 @@ setup_file() {
 	registry_start
 	image_busybox busybox:latest
 	image_debian test/debian:12
-	export BERTH_INSECURE_REGISTRIES=$REGISTRY
-	export BERTH_MOUNT_LINGER=1
-	RUNTIME=/run/berth-i$$
-	export RUNTIME
-	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+	slurm_berth_env i
 	slurm_start
 	IMG=$REGISTRY#busybox:latest
 	DEB=$REGISTRY#test/debian:12
@@ -27,13 +23,7 @@ setup_file() {
 }
 
 teardown_file() {
-	slurm_stop
-	registry_stop_all
-	[[ -n ${RUNTIME:-} ]] && rm -rf --one-file-system "$RUNTIME"
-}
-
-usrun() {
-	as_user srun -Q -t 1 "$@"
+	slurm_berth_stop
 }
 
 @test "remap-root: chown, set*id, dpkg -i and apt-get install work in every task" {

@@ -10,11 +10,7 @@ setup_file() {
 	require_root
 	registry_start
 	image_busybox busybox:latest
-	export BERTH_INSECURE_REGISTRIES=$REGISTRY
-	export BERTH_MOUNT_LINGER=1
-	RUNTIME=/run/berth-j$$
-	export RUNTIME
-	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+	slurm_berth_env j
 	slurm_start
 	IMG=$REGISTRY#busybox:latest
 	export IMG
@@ -23,14 +19,7 @@ setup_file() {
 }
 
 teardown_file() {
-	slurm_stop
-	registry_stop_all
-	[[ -n ${RUNTIME:-} ]] && rm -rf --one-file-system "$RUNTIME"
-}
-
-usrun() {
-	# -Q: no "job queued" chatter when the node is still busy
-	as_user srun -Q -t 1 "$@"
+	slurm_berth_stop
 }
 
 # Processes of this test file's jobs: their environment names our cluster

@@ -11,11 +11,7 @@ setup_file() {
 	require_root
 	registry_start
 	image_busybox busybox:latest
-	export BERTH_INSECURE_REGISTRIES=$REGISTRY
-	export BERTH_MOUNT_LINGER=1
-	RUNTIME=/run/berth-s$$
-	export RUNTIME
-	export SPANK_BERTH_ARGS="runtime_path=$RUNTIME container_scope=job"
+	slurm_berth_env s
 	slurm_start
 	IMG=$REGISTRY#busybox:latest
 	export IMG
@@ -23,13 +19,7 @@ setup_file() {
 }
 
 teardown_file() {
-	slurm_stop
-	registry_stop_all
-	[[ -n ${RUNTIME:-} ]] && rm -rf --one-file-system "$RUNTIME"
-}
-
-usrun() {
-	as_user srun -Q -t 1 "$@"
+	slurm_berth_stop
 }
 
 # No keeper left under the runtime dir (keepers remove their state dir).
