@@ -99,7 +99,7 @@ int read_file(const char *path, size_t max, char **buf, size_t *len)
 	return 0;
 }
 
-int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+static int write_replace(const char *path, const void *buf, size_t len, mode_t mode, bool sync)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	const char *p = buf;
@@ -122,7 +122,7 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 		p += n;
 		len -= (size_t)n;
 	}
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && sync && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -131,6 +131,16 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	return write_replace(path, buf, len, mode, true);
+}
+
+int write_file_runtime(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	return write_replace(path, buf, len, mode, false);
 }
 
 static int rm_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)

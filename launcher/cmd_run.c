@@ -257,6 +257,8 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 		.mount_home = o->mount_home >= 0 ? o->mount_home : cfg->mount_home,
 		.hostname = o->hostname, .overlay = overlay_mode(cfg->overlay),
 		.unshare_net = o->unshare_net, .unshare_ipc = o->unshare_ipc,
+		/* Nothing to do after the payload: become it (see payload_exec). */
+		.hold_caller = !o->rm && !o->pid_ns,
 	};
 	if (named && !lo.writable) {
 		cli_error("container '%s': a named container is always writable", named);
@@ -283,6 +285,8 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 	};
 	if (p.args && streq(p.args[0], "--"))
 		p.args = p.args[1] ? p.args + 1 : NULL;
+	if (lo.hold_caller)
+		return payload_exec(&p);
 	status = payload_run(&p);
 	launcher_release(c);
 	if (o->rm && named && remove_named(cfg, named) != 0 && status == 0)

@@ -29,6 +29,7 @@ struct launcher_container {
 	char *dir;
 	int ref_fd;
 	pid_t keeper;
+	pid_t held;   /* this process is tracked by pidfd already (hold_caller) */
 	bool own_uts;
 };
 
@@ -102,15 +103,17 @@ static int preflight(const struct launcher_opts *o)
 	return 0;
 }
 
-/* Connect with "ref".  Under runtime_dir/lock: the keeper, deciding to
- * exit under the same lock, then sees this connection and stays. */
-static int ref_send(const char *dir, struct launcher_container **out)
+/* Connect with "ref" (or "hold": the caller itself is tracked until it
+ * exits).  Under runtime_dir/lock: the keeper, deciding to exit under the
+ * same lock, then sees this connection and stays. */
+static int ref_send(const char *dir, bool hold, struct launcher_container **out)
 {
 	_cleanup_free_ struct launcher_container *c = calloc(1, sizeof(*c));
 
 	if (!c || !(c->dir = strdup(dir)))
 		return -ENOMEM;
-	c->ref_fd = keeper_connect(dir, "ref", &c->keeper);
+	c->held = hold ? getpid() : 0;
+	c->ref_fd = keeper_connect(dir, hold ? "hold" : "ref", &c->keeper);
 	if (c->ref_fd < 0) {
 		int r = c->ref_fd;
 
@@ -135,9 +138,26 @@ static int ref_wait(struct launcher_container **c)
 	return berth_failx(BERTH_ECHILD_FAILED, "the container keeper went away");
 }
 
+/* A handle on a keeper that tracks this process since its start: no
+ * connection, no round trip (launcher_opts.hold_caller). */
+static int held_by(const char *dir, pid_t keeper, struct launcher_container **out)
+{
+	struct launcher_container *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->dir = strdup(dir))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->ref_fd = -1;
+	c->keeper = keeper;
+	c->held = getpid();
+	*out = c;
+	return 0;
+}
+
 static int take_ref(const char *dir, struct launcher_container **out)
 {
-	int r = ref_send(dir, out);
+	int r = ref_send(dir, false, out);
 
 	return r < 0 ? r : ref_wait(out);
 }
@@ -151,7 +171,7 @@ static int write_info(const char *dir, const struct launcher_opts *o, const char
 
 	if (!path || !text)
 		return -ENOMEM;
-	return write_file_atomic(path, text, strlen(text), 0600);
+	return write_file_runtime(path, text, strlen(text), 0600);
 }
 
 static int make_state_dir(const char *dir)
@@ -196,8 +216,8 @@ static int who_am_i(struct who *w)
 	return w->home && w->user && w->group && w->shell ? 0 : -ENOMEM;
 }
 
-/* Read the keeper's status line: "ok" or "<code> <message>". */
-static int read_status(int fd)
+/* Read the keeper's status line: "ok PID" or "<code> <message>". */
+static int read_status(int fd, pid_t *keeper)
 {
 	char buf[1024];
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -208,16 +228,20 @@ static int read_status(int fd)
 		return berth_failx(BERTH_ECHILD_FAILED, "the container keeper died while starting");
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
-	if (streq(buf, "ok"))
+	if (str_startswith(buf, "ok ")) {
+		*keeper = (pid_t)strtol(buf + 3, NULL, 10);
 		return 0;
+	}
 	code = strtol(buf, &msg, 10);
 	if (code >= 0 || code < -(BERTH_EBASE + 100))
 		code = BERTH_ECHILD_FAILED;
 	return berth_failx((int)code, "%s", *msg ? msg + 1 : "the container keeper failed");
 }
 
+/* Start the keeper and wait for its status; on success *keeper is its pid
+ * and, with o->hold_caller, the keeper tracks this process already. */
 static int spawn_keeper(const struct berth_config *cfg, const struct launcher_opts *o,
-			const char *dir, const char *key)
+			const char *dir, const char *key, pid_t *keeper)
 {
 	_cleanup_free_ char *upper = o->name ? launcher_named_dir(cfg, o->name) : NULL;
 	struct who w = {0};
@@ -235,6 +259,7 @@ static int spawn_keeper(const struct berth_config *cfg, const struct launcher_op
 			 .home = w.home, .user_name = w.user, .group_name = w.group,
 			 .shell = w.shell},
 		.runtime_dir = cfg->runtime_dir, .key = key, .linger = cfg->mount_linger,
+		.hold_pid = o->hold_caller ? getpid() : 0,
 	};
 	if (pipe2(sp, O_CLOEXEC) < 0) {
 		who_clear(&w);
@@ -257,9 +282,11 @@ static int spawn_keeper(const struct berth_config *cfg, const struct launcher_op
 		close(sp[0]);
 		return berth_fail(-errno, "fork");
 	}
-	waitpid(pid, &status, 0);
-	r = read_status(sp[0]);
+	/* The status first: the middle process exits while the keeper
+	 * builds the root, so this waitpid does not wait for a wake-up. */
+	r = read_status(sp[0], keeper);
 	close(sp[0]);
+	waitpid(pid, &status, 0);
 	return r;
 }
 
@@ -308,6 +335,7 @@ int launcher_create(const struct berth_config *cfg, const struct launcher_opts *
 			    *keepers = path_join(cfg->runtime_dir, "keepers"), *dir = NULL;
 	_cleanup_close_ int lock_fd = -1;
 	char key[128], hash[33];
+	pid_t keeper = 0;
 	int r;
 
 	if (!lock || !keepers)
@@ -328,7 +356,7 @@ int launcher_create(const struct berth_config *cfg, const struct launcher_opts *
 	if (access(dir, F_OK) == 0) {
 		if (o->name && (r = check_same(dir, o)) < 0)
 			return r;
-		if (ref_send(dir, out) == 0) {
+		if (ref_send(dir, o->hold_caller, out) == 0) {
 			close(TAKE_FD(lock_fd));
 			log_debug("joining the running keeper %d in '%s'", (int)(*out)->keeper, dir);
 			return ref_wait(out);
@@ -339,9 +367,11 @@ int launcher_create(const struct berth_config *cfg, const struct launcher_opts *
 		rm_rf(dir);
 		return r;
 	}
-	r = spawn_keeper(cfg, o, dir, key);
+	r = spawn_keeper(cfg, o, dir, key, &keeper);
+	if (r == 0 && o->hold_caller)
+		return held_by(dir, keeper, out);
 	if (r == 0)
-		r = ref_send(dir, out);
+		r = ref_send(dir, false, out);
 	if (r < 0) {
 		int saved = r;
 
@@ -456,6 +486,8 @@ int launcher_join(struct launcher_container *c)
 	pid_t peer = 0;
 	ssize_t n;
 
+	if (c->held == getpid())
+		return join_keeper_ns(c->keeper);
 	fd = keeper_connect(c->dir, "hold", &peer);
 	if (fd < 0)
 		return berth_fail(fd, "contact the container keeper in '%s'", c->dir);

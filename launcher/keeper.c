@@ -104,22 +104,29 @@ static void drop_conn(struct keeper *k, size_t i)
 	k->conn_kind[i] = k->conn_kind[k->nconn];
 }
 
+/* Count pid as a user until it exits (its pidfd polls readable then). */
+static bool track(struct keeper *k, pid_t pid)
+{
+	long pfd;
+
+	if (k->npid >= MAX_CLIENTS)
+		return false;
+	pfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return false;
+	k->pidfd[k->npid++] = (int)pfd;
+	return true;
+}
+
 static void hold(struct keeper *k, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	long pfd;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || k->npid >= MAX_CLIENTS) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !track(k, cred.pid)) {
 		reply(fd, "error\n");
 		return;
 	}
-	pfd = syscall(SYS_pidfd_open, cred.pid, 0);
-	if (pfd < 0) {
-		reply(fd, "error\n");
-		return;
-	}
-	k->pidfd[k->npid++] = (int)pfd;
 	reply(fd, "ok\n");
 }
 
@@ -274,7 +281,7 @@ static void report(int fd, int code)
 	int n;
 
 	if (code == 0)
-		n = snprintf(line, sizeof(line), "ok\n");
+		n = snprintf(line, sizeof(line), "ok %d\n", (int)getpid());
 	else
 		n = snprintf(line, sizeof(line), "%d %s\n", code, berth_errmsg(code));
 	if (n > 0)
@@ -357,6 +364,12 @@ _Noreturn void keeper_main(const struct keeper_args *a)
 	}
 	/* FUSE servers are our children; let the kernel reap them. */
 	signal(SIGCHLD, SIG_IGN);
+	if (a->hold_pid > 0 && !track(&k, a->hold_pid)) {
+		report(a->status_fd, berth_fail(-errno, "track process %d (pidfd_open)",
+						(int)a->hold_pid));
+		remove_state(&k);
+		_exit(1);
+	}
 	report(a->status_fd, 0);
 	loop(&k, a->linger);
 	_exit(0);

@@ -7,6 +7,7 @@
 #define BERTH_KEEPER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "launcher/rootfs.h"
 
 struct keeper_args {
@@ -14,7 +15,9 @@ struct keeper_args {
 	const char *runtime_dir;
 	const char *key;     /* name of the state dir under keepers/ */
 	uint64_t linger;     /* seconds */
-	int status_fd;       /* "ok\n" or "<code> <message>\n", then closed */
+	int status_fd;       /* "ok PID\n" or "<code> <message>\n", then closed */
+	pid_t hold_pid;      /* track this process from the start, as "hold" does;
+				the creator that joins and execs in place (0: none) */
 };
 
 /* Runs in the forked keeper; never returns. */

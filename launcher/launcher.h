@@ -165,6 +165,11 @@ struct launcher_opts {
 	enum launcher_overlay overlay;
 	const struct gpu_plan *gpu; /* GPUs to add (gpu_plan()), or NULL */
 	const struct mpi_plan *mpi; /* verbs pieces to add (mpi_plan()), or NULL */
+	/* Not part of the container's identity: the calling process will
+	 * launcher_join() and exec in place, so the keeper tracks it by pidfd
+	 * from the start instead of through a reference connection (one
+	 * fewer round trip to the keeper per start). */
+	bool hold_caller;
 };
 
 struct launcher_container;

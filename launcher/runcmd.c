@@ -104,6 +104,21 @@ _Noreturn static void child(const struct payload *p, pid_t parent, const sigset_
 	_exit(launcher_exec_status(r));
 }
 
+int payload_exec(const struct payload *p)
+{
+	_cleanup_strv_ char **argv = NULL, **envp = NULL;
+	int r;
+
+	if ((r = join(p)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
+		return r;
+	if (launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
+		return cli_fail(r);
+	fflush(NULL);
+	r = launcher_exec(argv, envp);
+	cli_fail(r);
+	return launcher_exec_status(r);
+}
+
 int payload_run(const struct payload *p)
 {
 	pid_t parent = getpid(), pid;

@@ -24,4 +24,10 @@ struct payload {
  * errors before exec, printed as one line). */
 int payload_run(const struct payload *p);
 
+/* Join and exec the payload in this process (ch-run's way): no fork, no
+ * signal forwarding, the payload's exit status is the caller's to see.
+ * For `berth run` without --rm/--pid; the container must have been
+ * created with hold_caller.  Returns an exit status only on failure. */
+int payload_exec(const struct payload *p);
+
 #endif
