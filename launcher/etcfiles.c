@@ -1,7 +1,9 @@
 /* /etc files of the container: the caller in passwd and group, and the
- * host's hosts, resolv.conf and localtime.  In a writable container they
- * are written into the overlay (so adduser and friends keep working); in a
- * read-only one they are bound over the image's files when those exist.
+ * host's hosts, resolv.conf and localtime.  In a writable container
+ * passwd and group are written into the overlay (so adduser and friends
+ * keep working) and the host's files are bound over the image's (as
+ * Docker does); in a read-only one all are bound over the image's files
+ * when those exist.
  * A writable remap-root Debian container also gets apt told not to switch
  * to its sandbox user (as enroot's aptfix hook does). */
 #include "config.h"
@@ -61,31 +63,39 @@ static char *with_line(const char *text, const char *line)
 	return xasprintf("%s%s%s\n", text, n && text[n - 1] != '\n' ? "\n" : "", line);
 }
 
-static int put_file(int root_fd, const char *name, const char *content, bool writable,
-		    const char *files_dir)
+/* Is /etc/NAME in the image a regular file (after links inside the
+ * root)?  Only a file can be bound over. */
+static bool image_has_file(int root_fd, const char *path)
 {
-	_cleanup_free_ char *path = xasprintf("/etc/%s", name);
+	_cleanup_close_ int fd = safe_open(root_fd, path, O_PATH);
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Bind a copy of content (in the keeper's tmpfs) over the image's file:
+ * no copy-up of /etc into the overlay, no whiteout. */
+static int bind_file(int root_fd, const char *path, const char *name, const char *content,
+		     bool writable, const char *files_dir)
+{
+	_cleanup_free_ char *copy = path_join(files_dir, name);
+	int r;
+
+	if (!copy)
+		return -ENOMEM;
+	r = write_file_runtime(copy, content, strlen(content), 0644);
+	if (r < 0)
+		return berth_fail(r, "write '%s'", copy);
+	return rootfs_bind(root_fd, copy, path, writable ? 0 : LAUNCHER_MNT_RO, false);
+}
+
+/* Write /etc/NAME into the writable layer, replacing whatever is there (a
+ * symlink out of the image included); never write through a link. */
+static int replace_file(int root_fd, const char *path, const char *name, const char *content)
+{
 	_cleanup_close_ int etc = -1, fd = -1;
 	size_t len = strlen(content);
 
-	if (!path)
-		return -ENOMEM;
-	if (!writable) {
-		_cleanup_free_ char *host = path_join(files_dir, name);
-		int r;
-
-		if (!host)
-			return -ENOMEM;
-		fd = safe_open(root_fd, path, O_PATH);
-		if (fd < 0) {
-			log_debug("read-only image has no '%s': left out", path);
-			return 0;
-		}
-		r = write_file_atomic(host, content, len, 0644);
-		if (r < 0)
-			return berth_fail(r, "write '%s'", host);
-		return rootfs_bind(root_fd, host, path, LAUNCHER_MNT_RO, false);
-	}
 	etc = safe_mkpath(root_fd, "/etc", false);
 	if (etc < 0)
 		return berth_fail(etc, "create /etc in the container");
@@ -93,8 +103,6 @@ static int put_file(int root_fd, const char *name, const char *content, bool wri
 	etc = safe_open(root_fd, "/etc", O_RDONLY | O_DIRECTORY);
 	if (etc < 0)
 		return berth_fail(etc, "open /etc in the container");
-	/* Replace whatever is there (a symlink out of the image included)
-	 * with a plain file; never write through a link. */
 	if (unlinkat(etc, name, 0) < 0 && errno != ENOENT)
 		return berth_fail(-errno, "replace '%s'", path);
 	fd = openat(etc, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -102,6 +110,27 @@ static int put_file(int root_fd, const char *name, const char *content, bool wri
 		return berth_fail(-errno, "create '%s'", path);
 	if (write(fd, content, len) != (ssize_t)len)
 		return berth_fail(-errno, "write '%s'", path);
+	return 0;
+}
+
+/* passwd and group (in_layer) are real files of a writable container, so
+ * that adduser's rename over them works; the host's files are bound over
+ * the image's as Docker does, falling back to a file in the layer when
+ * the image has none to bind over.  Read-only: bound, or left out. */
+static int put_file(int root_fd, const char *name, const char *content, bool writable,
+		    bool in_layer, const char *files_dir)
+{
+	_cleanup_free_ char *path = xasprintf("/etc/%s", name);
+
+	if (!path)
+		return -ENOMEM;
+	if (writable && in_layer)
+		return replace_file(root_fd, path, name, content);
+	if (image_has_file(root_fd, path))
+		return bind_file(root_fd, path, name, content, writable, files_dir);
+	if (writable)
+		return replace_file(root_fd, path, name, content);
+	log_debug("read-only image has no '%s': left out", path);
 	return 0;
 }
 
@@ -119,7 +148,7 @@ static int copy_host(int root_fd, const char *name, bool writable, const char *f
 	}
 	if (r < 0)
 		return berth_fail(r, "read '%s'", host);
-	return put_file(root_fd, name, buf, writable, files_dir);
+	return put_file(root_fd, name, buf, writable, false, files_dir);
 }
 
 static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
@@ -143,7 +172,7 @@ static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
 
 		if (!line || !(npw = with_line(pw, line)))
 			return -ENOMEM;
-		if ((r = put_file(root_fd, "passwd", npw, writable, files_dir)) < 0)
+		if ((r = put_file(root_fd, "passwd", npw, writable, true, files_dir)) < 0)
 			return r;
 	}
 	snprintf(id, sizeof(id), "%u", (unsigned)p->gid);
@@ -153,7 +182,7 @@ static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
 
 		if (!line || !(ngr = with_line(gr, line)))
 			return -ENOMEM;
-		if ((r = put_file(root_fd, "group", ngr, writable, files_dir)) < 0)
+		if ((r = put_file(root_fd, "group", ngr, writable, true, files_dir)) < 0)
 			return r;
 	}
 	return 0;
