@@ -375,6 +375,8 @@ int rootfs_build(const struct rootfs_plan *p)
 	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return berth_fail(-errno, "open '%s'", root);
+	if (!p->opts->writable && (r = underlay_apply(p, root, rw, &root_fd)) < 0)
+		return r;
 	r = standard_mounts(p, root_fd, p->opts->writable);
 	if (r < 0)
 		return r;
