@@ -159,6 +159,28 @@ setup_file() {
 	assert_no_leftovers
 }
 
+@test "umount: removes berth's /tmp or an earlier -v mount; the root, /proc, non-mounts refused" {
+	run as_user "$BERTH" run --readonly -v umount:/tmp "$IMG" sh -c 'grep -c " /tmp " /proc/self/mounts; touch /tmp/x'
+	[ "$status" -ne 0 ]
+	[ "${lines[0]}" = 0 ]
+	[[ $output == *"Read-only file system"* ]]
+	run as_user "$BERTH" run -v tmpfs:/work -v umount:/work -v umount:/sys "$IMG" sh -c 'grep -c -e " /work " -e " /sys " /proc/self/mounts; ls /sys | wc -l'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = 0 ]
+	[ "${lines[1]}" = 0 ]
+	local sub
+	sub=$(awk '$5 ~ "^/dev/." {print $5; exit}' /proc/self/mountinfo)
+	for spec in /:"the container's root cannot be removed" /proc/:"berth needs /proc" \
+		/bin:"not a mount point" /nowhere:"no such path in the container" \
+		${sub:+"$sub:a host mount below a bound directory cannot be removed in a user namespace"}; do
+		run as_user "$BERTH" run -v "umount:${spec%%:*}" "$IMG" true
+		echo "$spec: $status: $output"
+		[ "$status" -eq 1 ]
+		[ "$output" = "berth: umount '${spec%%:*}': ${spec#*:}" ]
+	done
+	assert_no_leftovers
+}
+
 @test "mount targets through symlinks in the image land inside the container" {
 	local d=$USER_DIR/work/esc
 	mkdir -p "$d"
