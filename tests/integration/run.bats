@@ -210,6 +210,18 @@ setup_file() {
 	[ "$status" -ne 0 ]
 }
 
+@test "a terminal stays the caller's: the payload's stdin and stdout are the caller's tty" {
+	command -v script >/dev/null || skip "no script(1)"
+	run as_user script -qec "$BERTH run $IMG sh -c 'tty; test -t 0 && test -t 1 && echo both-tty; read l; echo got \$l'" /dev/null <<<"typed"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == */dev/pts/[0-9]* ]]
+	[[ $output == *both-tty* ]]
+	[[ $output == *"got typed"* ]]
+	run as_user sh -c "echo piped | $BERTH run $IMG sh -c 'test -t 0 || cat'"
+	[ "$output" = piped ]
+}
+
 @test "--pid: own PID namespace with an init; --hostname: own UTS namespace" {
 	run as_user "$BERTH" run --pid "$IMG" sh -c 'echo $$; ps -o pid,comm | wc -l'
 	[ "$status" -eq 0 ]
