@@ -184,28 +184,35 @@ static int convert(const struct layer_set *set, const char *json, size_t json_le
 	return r;
 }
 
-int imgconv_convert(const struct imgconv_layer *layers, size_t n_layers,
-		    const char *config_json, size_t config_len, const char *out_path,
-		    const struct imgconv_convert_opts *opts)
+int convert_layers(const struct layer_set *set, const char *config_json, size_t config_len,
+		   const char *out_path, const struct imgconv_convert_opts *opts)
 {
-	struct layer_set set = { .layers = layers, .count = n_layers };
 	_cleanup_free_ char *json = NULL;
 	size_t json_len;
 	uint32_t mtime;
 	unsigned level;
 	int id, r;
 
-	if (!out_path || (n_layers && !layers))
+	if (!out_path || (set->count && !set->layers))
 		return berth_failx(-EINVAL, "convert: no output or no layers given");
-	if (n_layers >= UINT32_MAX - 1)
+	if (set->count >= UINT32_MAX - 1)
 		return berth_failx(BERTH_EFORMAT, "convert: too many layers");
 	/* Everything that can be refused cheaply, before any work. */
 	r = sqfs_out_check_opts(opts, &id, &level);
-	for (size_t i = 0; r == 0 && i < n_layers; i++)
-		r = layer_check_media_type(&set, i);
+	for (size_t i = 0; r == 0 && i < set->count; i++)
+		r = layer_check_media_type(set, i);
 	if (r == 0)
 		r = imagejson_build(config_json, config_len, opts, &json, &json_len, &mtime);
 	if (r < 0)
 		return r;
-	return convert(&set, json, json_len, mtime, out_path, opts);
+	return convert(set, json, json_len, mtime, out_path, opts);
+}
+
+int imgconv_convert(const struct imgconv_layer *layers, size_t n_layers,
+		    const char *config_json, size_t config_len, const char *out_path,
+		    const struct imgconv_convert_opts *opts)
+{
+	struct layer_set set = { .layers = layers, .count = n_layers };
+
+	return convert_layers(&set, config_json, config_len, out_path, opts);
 }
