@@ -278,6 +278,9 @@ int flatten_add(struct flatten *f, size_t idx, uint32_t member, enum flatten_kin
 		}
 	}
 	l->n++;
+	/* Marks speak to the layers below: the bottom layer needs none. */
+	if (idx == 0)
+		return 0;
 	return mark(f, r, (uint32_t)idx + 1) < 0 ? berth_fail(-ENOMEM, "image tree") : 0;
 
 nomem:
@@ -335,6 +338,11 @@ static const char *member_name(const struct rec *r, char *buf, size_t size)
 int flatten_apply(struct flatten *f, struct tree *t, const struct layer_set *set)
 {
 	char pbuf[TREE_PRINTABLE_MAX];
+
+	/* Reading is over: the marks go before the tree grows. */
+	free(f->marks);
+	f->marks = NULL;
+	f->n_marks = f->cap_marks = 0;
 
 	for (size_t i = 0; i < f->n_layers; i++) {
 		struct layer_recs *l = &f->layers[i];

@@ -49,8 +49,8 @@ int flatten_add(struct flatten *f, size_t idx, uint32_t member, enum flatten_kin
  * before recording the file. */
 bool flatten_want(struct flatten *f, size_t idx, const char *path);
 
-/* Build the tree from the records, the bottom layer first.  Errors name the
- * layer and the member. */
+/* Build the tree from the records, the bottom layer first (the end of
+ * flatten_add and flatten_want).  Errors name the layer and the member. */
 int flatten_apply(struct flatten *f, struct tree *t, const struct layer_set *set);
 
 #endif
