@@ -291,7 +291,7 @@ static int import_oci(struct import_ctx *ctx, const char *index, size_t len)
 	if (r == 0)
 		r = extract_layers(ctx, &x);
 	if (r == 0)
-		r = import_finish(ctx, digest, index_digest, &m, x.paths[0], x.paths + 1);
+		r = import_finish(ctx, digest, index_digest, &m, x.paths[0], x.paths + 1, NULL, NULL);
 	extract_clear(&x);
 	manifest_clear(&m);
 	return r;
@@ -395,7 +395,7 @@ static int import_docker(struct import_ctx *ctx, const char *mtext, size_t mlen)
 		for (size_t i = 0; r == 0 && i < x.n; i++)
 			m.layers[i] = (struct descriptor){NULL, x.digests[i], x.sizes[i]};
 		if (r == 0)
-			r = import_finish(ctx, config_digest, NULL, &m, cfg_path, x.paths);
+			r = import_finish(ctx, config_digest, NULL, &m, cfg_path, x.paths, NULL, NULL);
 		free(m.layers);
 	}
 out:

@@ -42,6 +42,7 @@ struct xfer {
 	bool too_big;
 	int write_err;
 	bool running, done;
+	bool dup; /* an earlier entry has the same digest */
 };
 
 static size_t x_header(char *buf, size_t size, size_t n, void *data)
@@ -313,7 +314,25 @@ static int start_ready(struct xfer *xs, size_t n, CURLM *multi, unsigned max_con
 	return 0;
 }
 
-static int run(struct xfer *xs, size_t n, const char *cache_dir, unsigned max_conn)
+/* Blob i is in the store: so are the later entries with its digest. */
+static int ready(struct xfer *xs, size_t n, size_t i, const struct fetch_hooks *hooks)
+{
+	for (size_t j = i + 1; j < n; j++) {
+		if (!streq(xs[j].want->digest, xs[i].want->digest) || xs[j].want->path)
+			continue;
+		xs[j].want->path = strdup(xs[i].want->path);
+		if (!xs[j].want->path)
+			return -ENOMEM;
+		if (hooks && hooks->ready)
+			hooks->ready(hooks->data, j);
+	}
+	if (hooks && hooks->ready)
+		hooks->ready(hooks->data, i);
+	return 0;
+}
+
+static int run(struct xfer *xs, size_t n, const char *cache_dir, unsigned max_conn,
+	       const struct fetch_hooks *hooks)
 {
 	CURLM *multi = curl_multi_init();
 	unsigned running = 0;
@@ -329,9 +348,15 @@ static int run(struct xfer *xs, size_t n, const char *cache_dir, unsigned max_co
 		int still, msgs;
 		CURLMsg *m;
 
+		if (hooks && hooks->stop && hooks->stop(hooks->data)) {
+			r = -ECANCELED;
+			break;
+		}
 		r = start_ready(xs, n, multi, max_conn, &running, &wait_ms);
 		if (r < 0)
 			break;
+		if (hooks && wait_ms > 100)
+			wait_ms = 100;
 		if (curl_multi_perform(multi, &still) != CURLM_OK ||
 		    curl_multi_poll(multi, NULL, 0, (int)wait_ms, NULL) != CURLM_OK) {
 			r = berth_failx(BERTH_EREGISTRY, "download: libcurl multi interface failed");
@@ -350,6 +375,8 @@ static int run(struct xfer *xs, size_t n, const char *cache_dir, unsigned max_co
 			running--;
 			r = x_done(x, result, cache_dir);
 			left -= x->done;
+			if (r == 0 && x->done)
+				r = ready(xs, n, x->idx, hooks);
 		}
 	}
 	for (size_t i = 0; i < n; i++)
@@ -359,7 +386,7 @@ static int run(struct xfer *xs, size_t n, const char *cache_dir, unsigned max_co
 }
 
 int blobs_fetch(struct registry *reg, const char *cache_dir, struct blob_want *w, size_t n,
-		unsigned max_conn, struct progress *p)
+		unsigned max_conn, struct progress *p, const struct fetch_hooks *hooks)
 {
 	struct xfer *xs = calloc(n ? n : 1, sizeof(*xs));
 	int r = 0;
@@ -371,7 +398,7 @@ int blobs_fetch(struct registry *reg, const char *cache_dir, struct blob_want *w
 		/* The same blob twice in one manifest is fetched once. */
 		for (size_t j = 0; j < i; j++)
 			if (streq(w[j].digest, w[i].digest))
-				xs[i].done = true;
+				xs[i].done = xs[i].dup = true;
 		if (!xs[i].done && cached(cache_dir, &w[i])) {
 			xs[i].done = true;
 			progress_layer_done(p, i, true);
@@ -379,15 +406,13 @@ int blobs_fetch(struct registry *reg, const char *cache_dir, struct blob_want *w
 			r = x_prepare(&xs[i], cache_dir);
 		}
 	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (w[i].path && !xs[i].dup)
+			r = ready(xs, n, i, hooks);
 	if (r == 0)
-		r = run(xs, n, cache_dir, max_conn ? max_conn : 1);
-	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < i && r == 0 && !w[i].path; j++)
-			if (streq(w[j].digest, w[i].digest) && w[j].path &&
-			    !(w[i].path = strdup(w[j].path)))
-				r = -ENOMEM;
+		r = run(xs, n, cache_dir, max_conn ? max_conn : 1, hooks);
+	for (size_t i = 0; i < n; i++)
 		x_free(&xs[i]);
-	}
 	free(xs);
 	return r;
 }

@@ -1,12 +1,13 @@
 /* imgconv_convert(): layers -> one squashfs file.
  *
- * Pass 1 reads every layer's headers, in order, into the in-memory tree
- * (tree.c), so the final tree is known before any data is written; the top
- * layer's file data is streamed during pass 1 already, since nothing can
- * replace it afterwards.  Pass 2 reads the lower layers again and streams
- * only the data of files that survived into the squashfs writer, in (layer,
- * member) order, so the output does not depend on timing.  Memory holds
- * the tree's metadata only, never file content. */
+ * Each layer is read once, the top layer first (layer_read, flatten.h):
+ * the data of every file no upper layer hides goes to the squashfs writer
+ * as it is met, and every member is recorded.  The records then build the
+ * tree bottom-up, in layer order as the OCI spec applies them.  Files the
+ * tree holds whose data was not fed during the read (rare: see flatten.h)
+ * are fed by reading their layer again, in (layer, member) order.  Data is
+ * fed in an order that depends on the layers only, so the output does not
+ * depend on timing.  Memory holds metadata only, never file content. */
 #include "config.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "imgconv/convert.h"
+#include "imgconv/flatten.h"
 #include "imgconv/imagejson.h"
 #include "imgconv/imgconv.h"
 #include "imgconv/layer.h"
@@ -95,8 +97,8 @@ static int by_location(const void *a, const void *b)
 	return 0;
 }
 
-/* Pass 2: the surviving files of the lower layers, layer by layer.  Empty
- * files need no reading; a layer left with none to read is skipped. */
+/* The surviving files whose data was not fed during the read, layer by
+ * layer.  Empty files need no reading; a layer with none is not read. */
 static int feed_lower(const struct layer_set *set, struct tree *t, struct sqfs_out *o)
 {
 	struct files f = { 0 };
@@ -127,8 +129,8 @@ static int feed_lower(const struct layer_set *set, struct tree *t, struct sqfs_o
 
 		while (end < kept && f.v[end]->u.file.layer == layer)
 			end++;
-		log_debug("layer %zu of %zu: reading %zu files' data", layer + 1, set->count,
-			  end - i);
+		log_debug("layer %zu of %zu: reading again for %zu files' data", layer + 1,
+			  set->count, end - i);
 		r = layer_feed(set, layer, f.v + i, end - i, o);
 		if (r < 0)
 			goto out;
@@ -143,18 +145,27 @@ static int convert(const struct layer_set *set, const char *json, size_t json_le
 		   uint32_t mtime, const char *out_path, const struct imgconv_convert_opts *opts)
 {
 	_cleanup_(sqfs_out_freep) struct sqfs_out *o = NULL;
-	struct tree *t;
+	struct flatten *f = flatten_new(set->count);
+	struct tree *t = tree_new(mtime);
 	uint64_t t0 = now_ns();
-	int r;
+	int r = 0;
 
-	t = tree_new(mtime);
-	if (!t)
-		return berth_fail(-ENOMEM, "image tree");
-	r = sqfs_out_open(out_path, opts, mtime, &o);
-	for (size_t i = 0; r == 0 && i < set->count; i++)
-		r = layer_scan(set, i, t, i + 1 == set->count ? o : NULL);
+	if (!t || !f)
+		r = berth_fail(-ENOMEM, "image tree");
 	if (r == 0)
-		log_debug("layers read in %.1f s", (double)(now_ns() - t0) / 1e9);
+		r = sqfs_out_open(out_path, opts, mtime, &o);
+	for (size_t i = set->count; r == 0 && i-- > 0;) {
+		uint64_t t1 = now_ns();
+
+		r = layer_read(set, i, f, o);
+		if (r == 0)
+			log_debug("layer %zu of %zu read in %.1f s", i + 1, set->count,
+				  (double)(now_ns() - t1) / 1e9);
+	}
+	if (r == 0)
+		r = flatten_apply(f, t, set);
+	if (r == 0)
+		log_debug("layers read and flattened in %.1f s", (double)(now_ns() - t0) / 1e9);
 	if (r == 0)
 		r = convert_install_image_json(t, o, json, json_len, mtime);
 	if (r == 0)
@@ -163,7 +174,9 @@ static int convert(const struct layer_set *set, const char *json, size_t json_le
 		r = sqfs_out_finish(o, t);
 	if (r == 0)
 		r = sqfs_out_commit(o);
-	/* The writer goes first: its threads may still touch tree nodes. */
+	/* The records' nodes go to the tree's grave, the writer goes next
+	 * (its threads may still touch nodes), the tree last. */
+	flatten_free(f, t);
 	sqfs_out_free(TAKE_PTR(o));
 	tree_free(t);
 	if (r == 0)
@@ -171,28 +184,35 @@ static int convert(const struct layer_set *set, const char *json, size_t json_le
 	return r;
 }
 
-int imgconv_convert(const struct imgconv_layer *layers, size_t n_layers,
-		    const char *config_json, size_t config_len, const char *out_path,
-		    const struct imgconv_convert_opts *opts)
+int convert_layers(const struct layer_set *set, const char *config_json, size_t config_len,
+		   const char *out_path, const struct imgconv_convert_opts *opts)
 {
-	struct layer_set set = { .layers = layers, .count = n_layers };
 	_cleanup_free_ char *json = NULL;
 	size_t json_len;
 	uint32_t mtime;
 	unsigned level;
 	int id, r;
 
-	if (!out_path || (n_layers && !layers))
+	if (!out_path || (set->count && !set->layers))
 		return berth_failx(-EINVAL, "convert: no output or no layers given");
-	if (n_layers >= UINT32_MAX - 1)
+	if (set->count >= UINT32_MAX - 1)
 		return berth_failx(BERTH_EFORMAT, "convert: too many layers");
 	/* Everything that can be refused cheaply, before any work. */
 	r = sqfs_out_check_opts(opts, &id, &level);
-	for (size_t i = 0; r == 0 && i < n_layers; i++)
-		r = layer_check_media_type(&set, i);
+	for (size_t i = 0; r == 0 && i < set->count; i++)
+		r = layer_check_media_type(set, i);
 	if (r == 0)
 		r = imagejson_build(config_json, config_len, opts, &json, &json_len, &mtime);
 	if (r < 0)
 		return r;
-	return convert(&set, json, json_len, mtime, out_path, opts);
+	return convert(set, json, json_len, mtime, out_path, opts);
+}
+
+int imgconv_convert(const struct imgconv_layer *layers, size_t n_layers,
+		    const char *config_json, size_t config_len, const char *out_path,
+		    const struct imgconv_convert_opts *opts)
+{
+	struct layer_set set = { .layers = layers, .count = n_layers };
+
+	return convert_layers(&set, config_json, config_len, out_path, opts);
 }

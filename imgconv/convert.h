@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "imgconv/layer.h"
 #include "imgconv/sqfs_out.h"
 #include "imgconv/tree.h"
 
@@ -12,5 +13,10 @@
  * the file's data. */
 int convert_install_image_json(struct tree *t, struct sqfs_out *o, const char *json,
 			       size_t len, uint32_t mtime);
+
+/* imgconv_convert() for a layer set (whose blobs may still be arriving:
+ * set->wait). */
+int convert_layers(const struct layer_set *set, const char *config_json, size_t config_len,
+		   const char *out_path, const struct imgconv_convert_opts *opts);
 
 #endif

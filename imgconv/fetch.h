@@ -153,10 +153,21 @@ struct blob_want {
 	char *path;       /* out: verified file in the cache */
 };
 
-/* Download the blobs not yet in CACHE/blobs, max_conn at a time, each
- * verified against its digest and renamed into place. */
+/* For a caller that uses blobs while others still download (import.c). */
+struct fetch_hooks {
+	/* Blob i is verified and in the store, w[i].path set (called on the
+	 * fetching thread, once per blob). */
+	void (*ready)(void *data, size_t i);
+	/* Polled at least every 100 ms: true stops the fetch (-ECANCELED). */
+	bool (*stop)(void *data);
+	void *data;
+};
+
+/* Download the blobs not yet in CACHE/blobs, max_conn at a time, started
+ * in the order of w, each verified against its digest and renamed into
+ * place.  hooks may be NULL. */
 int blobs_fetch(struct registry *reg, const char *cache_dir, struct blob_want *w, size_t n,
-		unsigned max_conn, struct progress *p);
+		unsigned max_conn, struct progress *p, const struct fetch_hooks *hooks);
 /* Move a verified temporary file into the blob store. */
 int blob_publish(const char *cache_dir, const char *tmp, const char *digest, char **path);
 
@@ -204,9 +215,12 @@ struct import_ctx {
 /* After resolving to digest: a cache hit sets ctx->out_path and returns 1;
  * else the image lock is taken and 0 returned. */
 int import_begin(struct import_ctx *ctx, const char *digest, const char *index_digest);
-/* Convert the verified blobs and publish the image. */
+/* Convert the verified blobs and publish the image.  wait (optional) is
+ * called before layer i (manifest order) is read and returns once its blob
+ * is verified in place, or fails. */
 int import_finish(struct import_ctx *ctx, const char *digest, const char *index_digest,
-		  const struct manifest *m, const char *config_path, char *const *layer_paths);
+		  const struct manifest *m, const char *config_path, char *const *layer_paths,
+		  int (*wait)(void *data, size_t i), void *wait_data);
 int import_docker_archive(struct import_ctx *ctx);
 
 /* An OCI layout's blobs, wherever they are (directory, tar). */

@@ -7,6 +7,7 @@
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "imgconv/convert.h"
 #include "imgconv/fetch.h"
 
 /* Copy src to dst through a temporary name: --output of a cached image. */
@@ -167,7 +169,8 @@ static int publish(struct import_ctx *ctx, const char *digest, const char *index
 }
 
 int import_finish(struct import_ctx *ctx, const char *digest, const char *index_digest,
-		  const struct manifest *m, const char *config_path, char *const *layer_paths)
+		  const struct manifest *m, const char *config_path, char *const *layer_paths,
+		  int (*wait)(void *data, size_t i), void *wait_data)
 {
 	_cleanup_free_ char *tmp = cache_path(ctx->cfg, "tmp", digest, ".sqsh");
 	_cleanup_free_ char *config = NULL;
@@ -192,7 +195,9 @@ int import_finish(struct import_ctx *ctx, const char *digest, const char *index_
 	out = ctx->opts->output ? ctx->opts->output : tmp;
 	progress_step(ctx->progress, "converting %zu layer%s to squashfs (%s)", m->n_layers,
 		      m->n_layers == 1 ? "" : "s", co.compression);
-	r = imgconv_convert(layers, m->n_layers, config, len, out, &co);
+	r = convert_layers(&(struct layer_set){ .layers = layers, .count = m->n_layers,
+						.wait = wait, .wait_data = wait_data },
+			   config, len, out, &co);
 	if (r < 0) {
 		unlink(tmp);
 		return r;
@@ -207,47 +212,175 @@ int import_finish(struct import_ctx *ctx, const char *digest, const char *index_
 	return r;
 }
 
-/* The blobs of m, fetched or found in the cache. */
-static int fetch_blobs(struct import_ctx *ctx, struct registry *reg, const struct manifest *m,
-		       char **config_path, char ***layer_paths)
+/* ---- fetching while converting -------------------------------------------
+ *
+ * The blobs download on a thread of their own, the config first, then the
+ * layers in the order conversion reads them (the top one first), while the
+ * main thread converts each layer as soon as its blob is complete, verified
+ * and in the store: a layer's bytes are never read before their sha256 is
+ * known good.  A failed download fails the conversion (its output is never
+ * published); a failed conversion stops the downloads. */
+
+struct pipeline {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool *ready; /* per entry of w */
+	bool finished, stop;
+	int result;
+	char msg[1024];
+	struct import_ctx *ctx;
+	struct registry *reg;
+	struct blob_want *w; /* config, then the layers from the top down */
+	size_t n;
+	uint64_t start;
+};
+
+static void pl_ready(void *data, size_t i)
+{
+	struct pipeline *pl = data;
+
+	log_debug("%s ready after %.1f s", pl->w[i].what, (double)(now_ns() - pl->start) / 1e9);
+	pthread_mutex_lock(&pl->mu);
+	pl->ready[i] = true;
+	pthread_cond_broadcast(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+}
+
+static bool pl_stop(void *data)
+{
+	struct pipeline *pl = data;
+	bool stop;
+
+	pthread_mutex_lock(&pl->mu);
+	stop = pl->stop;
+	pthread_mutex_unlock(&pl->mu);
+	return stop;
+}
+
+static void *pl_fetch(void *data)
+{
+	struct pipeline *pl = data;
+	struct fetch_hooks hooks = { .ready = pl_ready, .stop = pl_stop, .data = pl };
+	int r = blobs_fetch(pl->reg, pl->ctx->cfg->cache_dir, pl->w, pl->n,
+			    (unsigned)pl->ctx->cfg->max_connections, pl->ctx->progress, &hooks);
+
+	progress_end(pl->ctx->progress);
+	pthread_mutex_lock(&pl->mu);
+	pl->finished = true;
+	pl->result = r;
+	/* Messages are per thread: the waiting one repeats this. */
+	if (r < 0)
+		snprintf(pl->msg, sizeof(pl->msg), "%s", berth_errmsg(r));
+	pthread_cond_broadcast(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
+/* Wait until entry i of w is in the store. */
+static int pl_wait(struct pipeline *pl, size_t i)
+{
+	bool ok;
+	int r;
+
+	pthread_mutex_lock(&pl->mu);
+	while (!pl->ready[i] && !pl->finished)
+		pthread_cond_wait(&pl->cv, &pl->mu);
+	ok = pl->ready[i];
+	r = pl->result;
+	pthread_mutex_unlock(&pl->mu);
+	if (ok)
+		return 0;
+	if (r < 0)
+		return berth_failx(r, "%s", pl->msg);
+	return berth_failx(-EIO, "%s %s: not downloaded", pl->w[i].what, pl->w[i].digest);
+}
+
+/* Layer i in manifest order: w has the top layer (n_layers - 1) first. */
+static int pl_wait_layer(void *data, size_t i)
+{
+	struct pipeline *pl = data;
+
+	return pl_wait(pl, pl->n - 1 - i);
+}
+
+/* Fill w (config, then layers top-down) and the progress display. */
+static int pl_wants(struct pipeline *pl, const struct manifest *m, char (*what)[64])
 {
 	size_t n = m->n_layers + 1;
-	_cleanup_free_ struct blob_want *w = calloc(n, sizeof(*w));
 	_cleanup_free_ uint64_t *sizes = calloc(n, sizeof(*sizes));
 	_cleanup_free_ const char **names = calloc(n, sizeof(*names));
+
+	if (!sizes || !names)
+		return -ENOMEM;
+	pl->w[0] = (struct blob_want){.digest = m->config.digest, .size = m->config.size,
+				      .what = "config"};
+	for (size_t k = 1; k < n; k++) {
+		size_t i = m->n_layers - k; /* manifest index */
+
+		snprintf(what[k], sizeof(what[k]), "layer %zu/%zu", i + 1, m->n_layers);
+		pl->w[k] = (struct blob_want){.digest = m->layers[i].digest,
+					      .size = m->layers[i].size, .what = what[k]};
+	}
+	for (size_t k = 0; k < n; k++) {
+		sizes[k] = pl->w[k].size;
+		names[k] = pl->w[k].what;
+	}
+	progress_layers(pl->ctx->progress, n, sizes, names);
+	return 0;
+}
+
+/* The blobs of m, fetched (or found in the cache) while converting. */
+static int fetch_and_convert(struct import_ctx *ctx, struct registry *reg, const char *digest,
+			     const char *index_digest, const struct manifest *m)
+{
+	size_t n = m->n_layers + 1;
+	struct pipeline pl = { .ctx = ctx, .reg = reg, .n = n, .start = now_ns() };
 	char (*what)[64] = calloc(n, sizeof(*what));
+	_cleanup_free_ char *config_path = cache_path_blob(ctx->cfg->cache_dir, m->config.digest);
+	char **paths = calloc(n, sizeof(*paths));
+	pthread_t thread;
 	int r = -ENOMEM;
 
-	if (!w || !sizes || !what || !names)
+	pl.w = calloc(n, sizeof(*pl.w));
+	pl.ready = calloc(n, sizeof(*pl.ready));
+	if (!what || !config_path || !paths || !pl.w || !pl.ready)
 		goto out;
-	w[0] = (struct blob_want){.digest = m->config.digest, .size = m->config.size,
-				  .what = "config"};
-	for (size_t i = 0; i < m->n_layers; i++) {
-		snprintf(what[i + 1], sizeof(what[i + 1]), "layer %zu/%zu", i + 1, m->n_layers);
-		w[i + 1] = (struct blob_want){.digest = m->layers[i].digest,
-					      .size = m->layers[i].size, .what = what[i + 1]};
+	/* Where each verified blob will be (blob_publish's path). */
+	for (size_t i = 0; i < m->n_layers; i++)
+		if (!(paths[i] = cache_path_blob(ctx->cfg->cache_dir, m->layers[i].digest)))
+			goto out;
+	r = pl_wants(&pl, m, what);
+	if (r < 0)
+		goto out;
+	pthread_mutex_init(&pl.mu, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	r = -pthread_create(&thread, NULL, pl_fetch, &pl);
+	if (r < 0) {
+		r = berth_fail(r, "start the download thread");
+		goto destroy;
 	}
-	for (size_t i = 0; i < n; i++) {
-		sizes[i] = w[i].size;
-		names[i] = w[i].what;
-	}
-	progress_layers(ctx->progress, n, sizes, names);
-	r = blobs_fetch(reg, ctx->cfg->cache_dir, w, n, (unsigned)ctx->cfg->max_connections,
-			ctx->progress);
-	progress_end(ctx->progress);
-	if (r == 0) {
-		*layer_paths = calloc(n, sizeof(char *));
-		if (!*layer_paths)
-			r = -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (r == 0 && i == 0)
-			*config_path = TAKE_PTR(w[0].path);
-		else if (r == 0)
-			(*layer_paths)[i - 1] = TAKE_PTR(w[i].path);
-		free(w[i].path);
-	}
+	r = pl_wait(&pl, 0);
+	if (r == 0)
+		r = import_finish(ctx, digest, index_digest, m, config_path, paths, pl_wait_layer,
+				  &pl);
+	pthread_mutex_lock(&pl.mu);
+	pl.stop = true;
+	pthread_mutex_unlock(&pl.mu);
+	pthread_join(thread, NULL);
+	/* Converted, yet a blob nobody read failed (a layer listed twice). */
+	if (r == 0 && pl.result < 0)
+		r = berth_failx(pl.result, "%s", pl.msg);
+destroy:
+	pthread_cond_destroy(&pl.cv);
+	pthread_mutex_destroy(&pl.mu);
 out:
+	for (size_t i = 0; pl.w && i < n; i++)
+		free(pl.w[i].path);
+	for (size_t i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(pl.w);
+	free(pl.ready);
 	free(what);
 	return r;
 }
@@ -256,9 +389,7 @@ static int import_registry_resolved(struct import_ctx *ctx, struct registry *reg
 				    const char *digest, const char *index_digest,
 				    const struct http_resp *resp)
 {
-	_cleanup_free_ char *config_path = NULL;
 	struct manifest m;
-	char **layer_paths = NULL;
 	int r = import_begin(ctx, digest, index_digest);
 
 	if (r != 0)
@@ -266,12 +397,7 @@ static int import_registry_resolved(struct import_ctx *ctx, struct registry *reg
 	r = manifest_parse("manifest", resp->content_type, resp->body, resp->len, &m);
 	if (r < 0)
 		return r;
-	r = fetch_blobs(ctx, reg, &m, &config_path, &layer_paths);
-	if (r == 0)
-		r = import_finish(ctx, digest, index_digest, &m, config_path, layer_paths);
-	for (size_t i = 0; layer_paths && i < m.n_layers; i++)
-		free(layer_paths[i]);
-	free(layer_paths);
+	r = fetch_and_convert(ctx, reg, digest, index_digest, &m);
 	manifest_clear(&m);
 	return r;
 }

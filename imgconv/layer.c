@@ -12,6 +12,7 @@
 #include <sqfs/xattr.h>
 #include "common/error.h"
 #include "common/log.h"
+#include "imgconv/flatten.h"
 #include "imgconv/layer.h"
 #include "imgconv/layer_stream.h"
 
@@ -36,9 +37,6 @@ static const struct {
 	{ "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", -1 },
 	{ "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", -1 },
 };
-
-#define LAYER_FMT "layer %zu of %zu ('%s')"
-#define LAYER_ARGS(set, idx) (idx) + 1, (set)->count, (set)->layers[idx].path
 
 static int media_compression(const struct layer_set *set, size_t idx, int *comp)
 {
@@ -133,6 +131,8 @@ static int lreader_open(const struct layer_set *set, size_t idx, struct lreader 
 	lr->ls = NULL;
 	lr->member = 0;
 	r = media_compression(set, idx, &comp);
+	if (r == 0 && set->wait)
+		r = set->wait(set->wait_data, idx);
 	if (r < 0)
 		return r;
 	lr->fd = open(set->layers[idx].path, O_RDONLY | O_CLOEXEC);
@@ -181,13 +181,12 @@ static const char *entry_name(struct archive_entry *e)
 	return p ? p : archive_entry_pathname_utf8(e);
 }
 
-/* ---- pass 1: headers ---------------------------------------------------- */
+/* ---- the one read: headers recorded, data fed -------------------------- */
 
 struct scan {
 	const struct layer_set *set;
 	size_t idx;
-	struct tree *t;
-	uint32_t stamp;
+	struct flatten *f;
 	size_t dropped_xattrs;
 	char dropped_example[128];
 	char pbuf[TREE_PRINTABLE_MAX];
@@ -240,48 +239,61 @@ static int entry_attrs(struct archive_entry *e, struct tree_entry *te)
 	return 0;
 }
 
-/* Split canonical path into parent and name, in place. */
-static const char *split(char *path, const char **dir)
+/* path (canonical) ends in ".wh.*". */
+static int scan_whiteout(struct scan *s, uint32_t member, char *path)
 {
 	char *slash = strrchr(path, '/');
+	char *name = slash ? slash + 1 : path;
 
-	if (!slash) {
-		*dir = "";
-		return path;
+	if (streq(name, ".wh..wh..opq")) {
+		*name = '\0';
+		if (slash)
+			*slash = '\0';
+		return flatten_add(s->f, s->idx, member, FLATTEN_OPAQUE, path, NULL, NULL);
 	}
-	*slash = '\0';
-	*dir = path;
-	return slash + 1;
-}
-
-static int scan_whiteout(struct scan *s, char *path)
-{
-	const char *dir, *name = split(path, &dir);
-
-	if (streq(name, ".wh..wh..opq"))
-		return tree_opaque(s->t, dir, s->stamp);
 	if (strncmp(name, ".wh..wh.", 8) == 0)
 		return 0; /* other AUFS bookkeeping: not part of the image */
-	name += 4;
-	if (!*name || streq(name, ".") || streq(name, ".."))
+	if (!name[4] || streq(name + 4, ".") || streq(name + 4, ".."))
 		return berth_failx(BERTH_EFORMAT, "bad whiteout name");
-	return tree_whiteout(s->t, dir, name, s->stamp);
+	/* "DIR/.wh.NAME" -> "DIR/NAME" */
+	memmove(name, name + 4, strlen(name + 4) + 1);
+	return flatten_add(s->f, s->idx, member, FLATTEN_WHITEOUT, path, NULL, NULL);
 }
 
 static int feed_data(struct archive *a, struct sqfs_out *o, uint64_t size);
 
+/* A regular file the final tree may hold: its node is made now and its
+ * data streamed at once, the only time this layer is read. */
+static int scan_file(struct scan *s, struct lreader *lr, const char *path,
+		     struct tree_entry *te, struct sqfs_out *o)
+{
+	struct tnode *n = tree_node_new(te);
+	int r;
+
+	if (!n)
+		return berth_fail(-ENOMEM, "image tree");
+	te->node = n;
+	r = flatten_add(s->f, s->idx, lr->member, FLATTEN_ENTRY, path, NULL, te);
+	if (r == 0)
+		r = sqfs_out_file_begin(o, n);
+	if (r == 0)
+		r = feed_data(lr->a, o, n->u.file.size);
+	if (r == 0)
+		r = sqfs_out_file_end(o);
+	return r;
+}
+
 static int scan_entry(struct scan *s, struct lreader *lr, struct archive_entry *e,
-		      char *path, struct sqfs_out *feed)
+		      char *path, struct sqfs_out *o)
 {
 	struct tree_entry te = { 0 };
 	const char *base = strrchr(path, '/');
 	const char *link = archive_entry_hardlink(e);
-	struct tnode *n = NULL;
 	int r;
 
 	base = base ? base + 1 : path;
 	if (strncmp(base, ".wh.", 4) == 0)
-		return scan_whiteout(s, path);
+		return scan_whiteout(s, lr->member, path);
 	if (link) {
 		_cleanup_free_ char *target = strdup(link);
 
@@ -291,7 +303,7 @@ static int scan_entry(struct scan *s, struct lreader *lr, struct archive_entry *
 		if (r < 0)
 			return berth_fail_context(r, "hard link target '%s'",
 						  tree_printable(link, s->pbuf, sizeof(s->pbuf)));
-		return tree_link(s->t, path, target, s->stamp);
+		return flatten_add(s->f, s->idx, lr->member, FLATTEN_LINK, path, target, NULL);
 	}
 	r = entry_attrs(e, &te);
 	if (r < 0)
@@ -328,20 +340,15 @@ static int scan_entry(struct scan *s, struct lreader *lr, struct archive_entry *
 		free(te.xattrs);
 		return r;
 	}
-	r = tree_add(s->t, path, &te, s->stamp, &n);
-	if (r < 0 || !feed || !S_ISREG(te.mode))
-		return r;
-	r = sqfs_out_file_begin(feed, n);
-	if (r == 0)
-		r = feed_data(lr->a, feed, te.size);
-	if (r == 0)
-		r = sqfs_out_file_end(feed);
-	return r;
+	if (S_ISREG(te.mode) && flatten_want(s->f, s->idx, path))
+		return scan_file(s, lr, path, &te, o);
+	/* Not wanted: the data is skipped, libarchive still inflates it. */
+	return flatten_add(s->f, s->idx, lr->member, FLATTEN_ENTRY, path, NULL, &te);
 }
 
-int layer_scan(const struct layer_set *set, size_t idx, struct tree *t, struct sqfs_out *feed)
+int layer_read(const struct layer_set *set, size_t idx, struct flatten *f, struct sqfs_out *o)
 {
-	struct scan s = { .set = set, .idx = idx, .t = t, .stamp = (uint32_t)idx + 1 };
+	struct scan s = { .set = set, .idx = idx, .f = f };
 	struct lreader lr = { .fd = -1 };
 	struct archive_entry *e;
 	int r;
@@ -360,7 +367,7 @@ int layer_scan(const struct layer_set *set, size_t idx, struct tree *t, struct s
 		else
 			r = tree_canon_path(path);
 		if (r == 0)
-			r = scan_entry(&s, &lr, e, path, feed);
+			r = scan_entry(&s, &lr, e, path, o);
 		if (r < 0)
 			r = berth_fail_context(r, LAYER_FMT ": member '%s'", LAYER_ARGS(set, idx),
 					       tree_printable(raw, s.pbuf, sizeof(s.pbuf)));
@@ -375,7 +382,6 @@ int layer_scan(const struct layer_set *set, size_t idx, struct tree *t, struct s
 	lreader_close(&lr);
 	if (r < 0)
 		return r;
-	tree_end_layer(t, s.stamp);
 	if (s.dropped_xattrs)
 		log_warn(LAYER_FMT ": %zu extended attributes squashfs cannot store were "
 			 "dropped (e.g. '%s')",
@@ -383,7 +389,7 @@ int layer_scan(const struct layer_set *set, size_t idx, struct tree *t, struct s
 	return 0;
 }
 
-/* ---- pass 2: data ------------------------------------------------------- */
+/* ---- data of files read again (see convert.c)  ------------------------------------------------------- */
 
 static int feed_zeros(struct sqfs_out *o, uint64_t n)
 {

@@ -142,7 +142,7 @@ static int convert_layout(struct import_ctx *ctx, const char *dir, const char *d
 		r = layers[i] ? verify(layers[i], &m->layers[i], what) : -ENOMEM;
 	}
 	if (r == 0)
-		r = import_finish(ctx, digest, index_digest, m, config, layers);
+		r = import_finish(ctx, digest, index_digest, m, config, layers, NULL, NULL);
 	strv_free(layers);
 	return r;
 }

@@ -3,6 +3,7 @@
  * line per finished layer.  Otherwise one log line per step, which is what
  * batch logs and Slurm's log want.  IMGCONV_QUIET: nothing. */
 #include "config.h"
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,8 @@ struct progress {
 	char **names;
 	uint64_t start, last_draw, cached_bytes;
 	bool line_shown;
+	/* The download thread reports bytes while the main thread converts. */
+	pthread_mutex_t mu;
 };
 
 struct progress *progress_new(unsigned flags, const char *what)
@@ -29,6 +32,7 @@ struct progress *progress_new(unsigned flags, const char *what)
 
 	if (!p)
 		return NULL;
+	pthread_mutex_init(&p->mu, NULL);
 	p->flags = flags;
 	p->what = strdup(what);
 	p->start = now_ns();
@@ -45,6 +49,7 @@ void progress_free(struct progress *p)
 	free(p->have);
 	free(p->done);
 	strv_free(p->names);
+	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
 
@@ -100,6 +105,7 @@ void progress_step(struct progress *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	pthread_mutex_lock(&p->mu);
 	if (tty(p)) {
 		clear_line(p);
 		fprintf(stderr, "\r\033[K%s: %s", p->what, msg);
@@ -108,13 +114,12 @@ void progress_step(struct progress *p, const char *fmt, ...)
 	} else {
 		log_info("%s: %s", p->what, msg);
 	}
+	pthread_mutex_unlock(&p->mu);
 }
 
-void progress_layers(struct progress *p, size_t n, const uint64_t *sizes,
-		     const char *const *names)
+static void layers_locked(struct progress *p, size_t n, const uint64_t *sizes,
+			  const char *const *names)
 {
-	if (!p)
-		return;
 	free(p->sizes), free(p->have), free(p->done);
 	strv_free(p->names);
 	p->names = NULL;
@@ -133,20 +138,34 @@ void progress_layers(struct progress *p, size_t n, const uint64_t *sizes,
 	p->cached_bytes = 0;
 }
 
-void progress_layer_bytes(struct progress *p, size_t i, uint64_t have)
+void progress_layers(struct progress *p, size_t n, const uint64_t *sizes,
+		     const char *const *names)
 {
-	if (quiet(p) || i >= p->n)
+	if (!p)
 		return;
-	p->have[i] = have;
-	if (tty(p))
-		draw(p, false);
+	pthread_mutex_lock(&p->mu);
+	layers_locked(p, n, sizes, names);
+	pthread_mutex_unlock(&p->mu);
 }
 
-void progress_layer_done(struct progress *p, size_t i, bool cached)
+void progress_layer_bytes(struct progress *p, size_t i, uint64_t have)
+{
+	if (quiet(p))
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (i < p->n) {
+		p->have[i] = have;
+		if (tty(p))
+			draw(p, false);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void done_locked(struct progress *p, size_t i, bool cached)
 {
 	char sz[16];
 
-	if (quiet(p) || i >= p->n)
+	if (i >= p->n)
 		return;
 	p->have[i] = p->sizes[i];
 	p->done[i] = true;
@@ -163,12 +182,23 @@ void progress_layer_done(struct progress *p, size_t i, bool cached)
 	}
 }
 
+void progress_layer_done(struct progress *p, size_t i, bool cached)
+{
+	if (quiet(p))
+		return;
+	pthread_mutex_lock(&p->mu);
+	done_locked(p, i, cached);
+	pthread_mutex_unlock(&p->mu);
+}
+
 void progress_end(struct progress *p)
 {
 	if (quiet(p) || !tty(p))
 		return;
+	pthread_mutex_lock(&p->mu);
 	if (p->line_shown) {
 		fputc('\n', stderr);
 		p->line_shown = false;
 	}
+	pthread_mutex_unlock(&p->mu);
 }

@@ -407,6 +407,25 @@ static struct tnode *node_from_entry(struct tree_entry *e)
 	return n;
 }
 
+struct tnode *tree_node_new(struct tree_entry *e)
+{
+	struct tnode *n = node_from_entry(e);
+
+	if (!n) {
+		free(e->xattrs);
+		e->xattrs = NULL;
+		return NULL;
+	}
+	n->nlink = 1;
+	return n;
+}
+
+void tree_node_put(struct tree *t, struct tnode *n)
+{
+	if (n)
+		node_unref(t, n);
+}
+
 int tree_add(struct tree *t, const char *path, struct tree_entry *e, uint32_t stamp,
 	     struct tnode **out)
 {
@@ -443,14 +462,15 @@ int tree_add(struct tree *t, const char *path, struct tree_entry *e, uint32_t st
 		dir_remove_at(t, dir, i);
 		i = dir_find(dir, name, strlen(name));
 	}
-	n = node_from_entry(e);
+	n = e->node ? e->node : node_from_entry(e);
 	if (!n) {
 		free(e->xattrs);
 		return berth_fail(-ENOMEM, "image tree");
 	}
 	r = dir_insert(dir, -i - 1, name, strlen(name), n, stamp);
 	if (r < 0) {
-		node_destroy(NULL, n);
+		if (!e->node)
+			node_destroy(NULL, n);
 		return r;
 	}
 	if (out)

@@ -83,6 +83,10 @@ struct tree_entry {
 	const char *target;     /* symlinks */
 	uint32_t devno;         /* block and character devices */
 	struct txattrs *xattrs; /* taken over by the tree (even on failure) */
+	/* Regular files: a node from tree_node_new() (its data possibly fed
+	 * already) that tree_add() links instead of making a new one; the
+	 * caller keeps its own reference.  Only path and mode matter then. */
+	struct tnode *node;
 };
 
 #define TREE_NAME_MAX 255
@@ -90,6 +94,13 @@ struct tree_entry {
 
 struct tree *tree_new(uint32_t default_mtime);
 void tree_free(struct tree *t);
+
+/* A node not (yet) in any tree, with one reference held by the caller:
+ * for file data fed before the tree is complete.  Takes e->xattrs. */
+struct tnode *tree_node_new(struct tree_entry *e);
+/* Drop the caller's reference; a fed node whose last reference goes waits
+ * in t's grave for tree_free() (the block processor may still write it). */
+void tree_node_put(struct tree *t, struct tnode *n);
 
 /* Canonicalise a member name in place: drop "./" and "." components,
  * collapse "//", drop a trailing '/'.  The root becomes "".  Rejects absolute

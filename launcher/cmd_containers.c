@@ -70,7 +70,7 @@ int cmd_exec(struct berth_config *cfg, int argc, char **argv)
 	};
 	_cleanup_strv_ char **user_env = NULL;
 	struct launcher_container *c = NULL;
-	struct payload p = {.host_env = environ, .no_entrypoint = true};
+	struct payload p = {.host_env = environ, .no_entrypoint = true, .exec = true};
 	const char *target;
 	int ch, r;
 

@@ -139,6 +139,9 @@ int exec_pid_init(char *const *argv, char *const *envp, const sigset_t *old)
 		_exit(launcher_exec_status(r));
 	}
 	prctl(PR_SET_NAME, "berth-init");
-	/* An init reaps every orphan and ends with its first child. */
+	/* An init reaps every orphan and ends with its first child.  The
+	 * forwarded signals stay blocked (taken by sigwaitinfo): the kernel
+	 * drops signals sent to a namespace's init from inside only when they
+	 * are unblocked at SIG_DFL, so `berth exec C kill -TERM 1` arrives. */
 	return exec_wait_forward(child, true);
 }

@@ -175,22 +175,13 @@ static int mount_tmpfs(int root_fd, const char *dst, const char *opts, unsigned 
 
 static int user_mount(int root_fd, const struct launcher_mount *m, bool writable)
 {
-	_cleanup_close_ int fd = -1;
-	char p[64];
-
 	switch (m->kind) {
 	case LAUNCHER_MOUNT_BIND:
 		return rootfs_bind(root_fd, m->source, m->target, m->flags, writable);
 	case LAUNCHER_MOUNT_TMPFS:
 		return mount_tmpfs(root_fd, m->target, "mode=1777", m->flags, writable);
 	case LAUNCHER_MOUNT_UMOUNT:
-		fd = safe_open(root_fd, m->target, O_PATH);
-		if (fd < 0)
-			return berth_fail(fd, "umount '%s'", m->target);
-		fdpath(p, sizeof(p), fd);
-		if (umount2(p, MNT_DETACH) < 0)
-			return berth_fail(-errno, "umount '%s'", m->target);
-		return 0;
+		return rootfs_umount(root_fd, m->target);
 	}
 	return -EINVAL;
 }
@@ -375,6 +366,8 @@ int rootfs_build(const struct rootfs_plan *p)
 	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return berth_fail(-errno, "open '%s'", root);
+	if (!p->opts->writable && (r = underlay_apply(p, root, rw, &root_fd)) < 0)
+		return r;
 	r = standard_mounts(p, root_fd, p->opts->writable);
 	if (r < 0)
 		return r;

@@ -29,6 +29,15 @@ int rootfs_build(const struct rootfs_plan *p);
 int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
 		     const char *files_dir);
 
+/* Read-only container: add the mountpoints berth needs that the image
+ * lacks (/proc, /sys, /dev, /tmp, home, /etc files) by covering their
+ * directory with a read-only mirror on a tmpfs under work (underlay.c).
+ * *root_fd is reopened at root afterwards. */
+int underlay_apply(const struct rootfs_plan *p, const char *root, const char *work, int *root_fd);
+
+/* Remove the mount at dst (-v umount:DST); never the root or /proc (unmount.c). */
+int rootfs_umount(int root_fd, const char *dst);
+
 /* Bind what a host path holds onto a path in the root, resolved safely. */
 int rootfs_bind(int root_fd, const char *src, const char *dst, unsigned flags, bool writable);
 

@@ -14,6 +14,7 @@
 #include "common/util.h"
 #include "launcher/cli.h"
 #include "launcher/exec.h"
+#include "launcher/pidns.h"
 #include "launcher/runcmd.h"
 
 /* In the joined container: environment, argv, workdir.  Returns an exit
@@ -46,11 +47,40 @@ static int prepare(const struct payload *p, char ***argv, char ***envp)
 	return 0;
 }
 
-static int join(const struct payload *p)
+/* Join the container, and the PID namespace of its --pid payload if it has
+ * one (berth exec): *fork_now says whether the caller must fork for its
+ * child to be in it.  The namespaces to join are found before joining,
+ * from the host's /proc. */
+static int join(const struct payload *p, bool *fork_now)
 {
-	int r = p->container ? launcher_join(p->container) : launcher_join_pid(p->join_pid);
+	struct pidns_target t = PIDNS_TARGET_NONE;
+	int r = 0;
 
+	*fork_now = false;
+	if (p->exec)
+		r = p->container ? pidns_of_keeper(launcher_keeper_pid(p->container), &t)
+				 : pidns_of_pid(p->join_pid, &t);
+	if (r == 0)
+		r = p->container ? launcher_join(p->container) : launcher_join_pid(p->join_pid);
+	if (r == 0 && (r = pidns_enter(&t)) > 0) {
+		*fork_now = true;
+		r = 0;
+	}
+	pidns_close(&t);
 	return r < 0 ? cli_fail(r) : 0;
+}
+
+/* In a joined PID namespace only our children are members: fork, and wait
+ * here forwarding signals.  Returns in the child. */
+static void enter_pid_ns(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		_exit(cli_fail(berth_fail(-errno, "fork")));
+	if (pid > 0)
+		_exit(exec_wait_forward(pid, false));
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
 /* --pid: a new PID namespace below the joined user namespace, whose pid 1
@@ -84,6 +114,7 @@ static int in_pid_ns(char **argv, char **envp, const sigset_t *old)
 _Noreturn static void child(const struct payload *p, pid_t parent, const sigset_t *old)
 {
 	_cleanup_strv_ char **argv = NULL, **envp = NULL;
+	bool fork_now;
 	int r;
 
 	/* SIGKILL of berth takes the payload along: nothing keeps running
@@ -91,7 +122,11 @@ _Noreturn static void child(const struct payload *p, pid_t parent, const sigset_
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	if ((r = join(p)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
+	if ((r = join(p, &fork_now)) != 0)
+		_exit(r);
+	if (fork_now)
+		enter_pid_ns();
+	if ((r = prepare(p, &argv, &envp)) != 0)
 		_exit(r);
 	/* --remap-root: chown and set*id succeed without effect (apt, dpkg) */
 	if (launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)

@@ -16,6 +16,7 @@ struct payload {
 	const char *entrypoint;               /* --entrypoint, or NULL */
 	bool no_entrypoint;
 	bool own_pid_ns;
+	bool exec;                            /* berth exec: join a --pid payload's PID namespace */
 	char **args;                          /* CMD [ARG...] or NULL */
 };
 

@@ -49,7 +49,19 @@ int userns_enter(bool remap_root, int extra_flags)
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
 
-	if (unshare(CLONE_NEWUSER | extra_flags) < 0)
+	if (unshare(CLONE_NEWUSER | extra_flags) < 0) {
+		/* ENOSPC: user.max_user_namespaces is 0 (or used up) here or in
+		 * an enclosing namespace; EPERM: a distribution switch
+		 * (kernel.unprivileged_userns_clone, an AppArmor or seccomp policy). */
+		if (errno == ENOSPC)
+			return berth_failx(BERTH_EHOST,
+					   "create user namespace: disabled or at its limit "
+					   "(sysctl user.max_user_namespaces; see 'berth doctor')");
+		if (errno == EPERM)
+			return berth_failx(BERTH_EHOST,
+					   "create user namespace: not permitted for unprivileged "
+					   "users on this host (see 'berth doctor')");
 		return berth_fail(-errno, "create user namespace (see 'berth doctor')");
+	}
 	return userns_write_maps(0, remap_root ? 0 : uid, uid, remap_root ? 0 : gid, gid);
 }

@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	autoconf automake libtool pkg-config make gcc
-	libslurm-dev libhwloc-dev libarchive-dev zlib1g-dev libzstd-dev libsquashfuse-dev libsquashfs-dev
+	libslurm-dev libhwloc-dev libarchive-dev zlib1g-dev libzstd-dev libisal-dev libsquashfuse-dev libsquashfs-dev
 	libcurl4-openssl-dev libjansson-dev libssl-dev libfuse3-dev
 	# run: FUSE, squashfs, overlay
 	fuse3 squashfuse fuse-overlayfs squashfs-tools squashfs-tools-ng uidmap

@@ -354,6 +354,29 @@ expect_failure() {
 	[ -z "$(ls "$(cache)/tmp")" ]
 }
 
+@test "a damaged lower layer fails after the top one is converted: one line, nothing published" {
+	local dir=$USER_DIR/work/badlower b64
+	# A gzip layer cut in half; its digest is right, so the registry takes it.
+	b64=$(python3 -c 'import base64, gzip, io, random, tarfile
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = random.Random(1).randbytes(200000)
+    ti = tarfile.TarInfo("lower")
+    ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data))
+z = gzip.compress(buf.getvalue(), mtime=0)
+print(base64.b64encode(z[:len(z) // 2]).decode())')
+	cat >"$dir.json" <<-SPEC
+	{"architecture": "amd64", "os": "linux", "config": {"Cmd": ["x"]},
+	 "layers": [{"blob_b64": "$b64"},
+	            {"entries": [{"path": "top", "generate": {"size": 3000000, "seed": "t"}}]}]}
+	SPEC
+	mkimage "$dir.json" "$dir" >/dev/null
+	image_push "$dir" "$REGISTRY/test/badlower:1"
+	expect_failure "$REGISTRY/test/badlower:1" "layer 1 of 2"
+	[[ $stderr == *"truncated"* ]]
+}
+
 @test "a blob longer than announced is refused" {
 	expect_failure "$FAULTD/huge/app:1" "more than the"
 }

@@ -159,6 +159,28 @@ setup_file() {
 	assert_no_leftovers
 }
 
+@test "umount: removes berth's /tmp or an earlier -v mount; the root, /proc, non-mounts refused" {
+	run as_user "$BERTH" run --readonly -v umount:/tmp "$IMG" sh -c 'grep -c " /tmp " /proc/self/mounts; touch /tmp/x'
+	[ "$status" -ne 0 ]
+	[ "${lines[0]}" = 0 ]
+	[[ $output == *"Read-only file system"* ]]
+	run as_user "$BERTH" run -v tmpfs:/work -v umount:/work -v umount:/sys "$IMG" sh -c 'grep -c -e " /work " -e " /sys " /proc/self/mounts; ls /sys | wc -l'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = 0 ]
+	[ "${lines[1]}" = 0 ]
+	local sub
+	sub=$(awk '$5 ~ "^/dev/." {print $5; exit}' /proc/self/mountinfo)
+	for spec in /:"the container's root cannot be removed" /proc/:"berth needs /proc" \
+		/bin:"not a mount point" /nowhere:"no such path in the container" \
+		${sub:+"$sub:a host mount below a bound directory cannot be removed in a user namespace"}; do
+		run as_user "$BERTH" run -v "umount:${spec%%:*}" "$IMG" true
+		echo "$spec: $status: $output"
+		[ "$status" -eq 1 ]
+		[ "$output" = "berth: umount '${spec%%:*}': ${spec#*:}" ]
+	done
+	assert_no_leftovers
+}
+
 @test "mount targets through symlinks in the image land inside the container" {
 	local d=$USER_DIR/work/esc
 	mkdir -p "$d"
@@ -186,6 +208,18 @@ setup_file() {
 	[ "$status" -eq 0 ]
 	run as_user "$BERTH" run --no-mount-home "$IMG" ls "/home/$BERTH_TEST_USER"
 	[ "$status" -ne 0 ]
+}
+
+@test "a terminal stays the caller's: the payload's stdin and stdout are the caller's tty" {
+	command -v script >/dev/null || skip "no script(1)"
+	run as_user script -qec "$BERTH run $IMG sh -c 'tty; test -t 0 && test -t 1 && echo both-tty; read l; echo got \$l'" /dev/null <<<"typed"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == */dev/pts/[0-9]* ]]
+	[[ $output == *both-tty* ]]
+	[[ $output == *"got typed"* ]]
+	run as_user sh -c "echo piped | $BERTH run $IMG sh -c 'test -t 0 || cat'"
+	[ "$output" = piped ]
 }
 
 @test "--pid: own PID namespace with an init; --hostname: own UTS namespace" {

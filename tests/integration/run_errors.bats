@@ -87,6 +87,57 @@ one_line() {
 	assert_no_leftovers
 }
 
+# A user namespace (all ids mapped, so the test user exists in it) whose
+# user.max_user_namespaces is 0: berth, run inside it, cannot make its own.
+# Made as root, changing nothing outside it.  Python for want of a tool that
+# maps a range without /etc/subuid (unshare --map-users runs newuidmap).
+NO_USERNS_PY='
+import ctypes, os, sys
+go, ready = os.pipe(), os.pipe()
+pid = os.fork()
+if pid == 0:
+    if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:
+        os._exit(90)
+    os.write(ready[1], b"u")
+    os.read(go[0], 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.read(ready[0], 1)
+for m in ("uid_map", "gid_map"):
+    with open("/proc/%d/%s" % (pid, m), "w") as f:
+        f.write("0 0 4294967295")
+os.write(go[1], b"g")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+'
+
+@test "user namespaces disabled point at berth doctor" {
+	[[ $(id -u) == 0 ]] || skip "needs root to make a user namespace with the limit"
+	AS_USER_WRAP=(python3 -c "$NO_USERNS_PY")
+	run as_user sh -c 'cat /proc/sys/user/max_user_namespaces; id -un'
+	[ "$output" = "0"$'\n'"$BERTH_TEST_USER" ]
+	run as_user "$BERTH" run "$IMG" true
+	one_line
+	[[ $output == *"create user namespace: disabled or at its limit"*"berth doctor"* ]]
+	assert_no_leftovers
+}
+
+@test "a SIGKILLed keeper's state is removed by the next berth call" {
+	BERTH_MOUNT_LINGER=600 run as_user "$BERTH" run "$IMG" true
+	[ "$status" -eq 0 ]
+	local keeper
+	keeper=$(as_user "$BERTH" ps | awk 'NR == 2 {print $3}')
+	[[ $keeper =~ ^[0-9]+$ ]]
+	[ -n "$(ls -A "$(run_runtime_dir)/keepers")" ]
+	kill -KILL "$keeper"
+	for _ in $(seq 50); do kill -0 "$keeper" 2>/dev/null || break; sleep 0.1; done
+	[ -n "$(ls -A "$(run_runtime_dir)/keepers")" ]
+	run as_user "$BERTH" ps
+	[ "${#lines[@]}" -eq 1 ]
+	[ -z "$(ls -A "$(run_runtime_dir)/keepers")" ]
+	assert_no_leftovers
+}
+
 @test "named container: create, persistence across runs, exec into it, ps, rm" {
 	run as_user "$BERTH" create --name box "$IMG"
 	[ "$status" -eq 0 ]

@@ -268,6 +268,44 @@ static void test_symlink_parents(void)
 	      NULL);
 }
 
+/* Layers are read once, top-down; data for files an upper layer hides is
+ * skipped unless a hard link still needs it. */
+static void test_hidden_and_linked(void)
+{
+	struct tl *l = tlayer("hd1");
+
+	tl_file(l, "a", 0644, "a-lower");
+	tl_hardlink(l, "b", "a"); /* a is hidden from above, b is not */
+	tl_file(l, "t", 0644, "t1");
+	tl_file(l, "d", 0644, "d-first");
+	tl_file(l, "d", 0600, "d-last");
+	tl_file(l, "w/x", 0644, "x");
+	tl_close(l);
+	l = tlayer("hd2");
+	tl_file(l, "a", 0644, "a-upper");
+	tl_file(l, "t", 0644, "t2");
+	tl_dir(l, "w", 0700);
+	tl_file(l, "w/.wh..wh..opq", 0644, "");
+	tl_close(l);
+	l = tlayer("hd3");
+	tl_hardlink(l, "u", "t"); /* the layer-2 t, whatever comes later */
+	tl_file(l, "hidden/.wh.none", 0644, "");
+	tl_close(l);
+	l = tlayer("hd4");
+	tl_file(l, "t", 0644, "t4");
+	tl_file(l, ".wh.hidden", 0644, "");
+	tl_close(l);
+	check("hd", R "/a f 0644 0:0 t=1000 s=7 \"a-upper\"\n"
+		      "/b f 0644 0:0 t=1000 s=7 \"a-lower\"\n"
+		      "/d f 0600 0:0 t=1000 s=6 \"d-last\"\n"
+		      "/t f 0644 0:0 t=1000 s=2 \"t4\"\n"
+		      "/u f 0644 0:0 t=1000 s=2 \"t2\"\n"
+		      "/w d 0700 0:0 t=1000\n",
+	      "a link to a hidden file of its own layer, to a file an upper layer replaces, "
+	      "duplicates in a lower layer, an opaque directory over lower files",
+	      "hd1", "hd2", "hd3", "hd4", NULL);
+}
+
 int main(void)
 {
 	test_init();
@@ -277,5 +315,6 @@ int main(void)
 	test_replace();
 	test_hardlinks();
 	test_symlink_parents();
+	test_hidden_and_linked();
 	return tap_done();
 }
