@@ -142,9 +142,10 @@ _Noreturn static void child(const struct payload *p, pid_t parent, const sigset_
 int payload_exec(const struct payload *p)
 {
 	_cleanup_strv_ char **argv = NULL, **envp = NULL;
+	bool fork_now; /* only berth exec joins a PID namespace */
 	int r;
 
-	if ((r = join(p)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
+	if ((r = join(p, &fork_now)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
 		return r;
 	if (launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
 		return cli_fail(r);

@@ -27,15 +27,18 @@ setup_file() {
 	[ "$status" -eq 139 ]
 }
 
-@test "SIGTERM, SIGUSR1 to berth reach the payload; it exits on the mount, not after it" {
+# $1: extra berth run options.  The signals go to berth's own process:
+# the oldest with the script on its command line (berth itself, or the
+# payload once berth has exec'd into it).
+signals_reach_payload() {
 	local f=$USER_DIR/work/sig.out
 	rm -f "$f"
-	as_user "$BERTH" run -v "$USER_DIR/work:/out" "$IMG" sh -c \
+	as_user "$BERTH" run "$@" -v "$USER_DIR/work:/out" "$IMG" sh -c \
 		'trap "echo usr1 >>/out/sig.out" USR1; trap "echo term >>/out/sig.out; cat /bin/busybox >/dev/null && echo read-ok >>/out/sig.out; exit 3" TERM; echo ready >>/out/sig.out; while :; do sleep 0.1; done' 3>&- &
 	local bg=$!
 	for _ in $(seq 50); do grep -q ready "$f" 2>/dev/null && break; sleep 0.1; done
 	local pid
-	pid=$(pgrep -u "$BERTH_TEST_USER" -f -- "run -v $USER_DIR/work:/out" | head -1)
+	pid=$(pgrep -o -u "$BERTH_TEST_USER" -f -- 'echo ready >>/out/sig.out')
 	kill -USR1 "$pid"
 	sleep 0.3
 	kill -TERM "$pid"
@@ -47,13 +50,43 @@ setup_file() {
 	assert_no_leftovers
 }
 
+@test "SIGTERM, SIGUSR1 to berth reach the payload; it exits on the mount, not after it" {
+	signals_reach_payload
+}
+
+@test "berth run execs in place: the payload has berth's pid" {
+	# the container shares the host's PID namespace: the payload's $$ is
+	# the pid the shell started berth as
+	run as_user sh -c 'echo $$; exec "$1" run "$2" sh -c "echo \$\$"' sh "$BERTH" "$IMG"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "${lines[1]}" ]
+	run as_user sh -c 'echo $$; exec "$1" run --pid "$2" sh -c "echo \$\$"' sh "$BERTH" "$IMG"
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = 2 ] # berth-init's child: berth stays outside and waits
+	assert_no_leftovers
+}
+
+@test "with --pid berth stays as the parent and forwards SIGTERM and SIGUSR1" {
+	signals_reach_payload --pid
+}
+
 @test "SIGKILL of berth takes the payload, the mounts and the FUSE server along" {
 	as_user "$BERTH" run "$IMG" sleep 3141 3>&- &
 	for _ in $(seq 50); do pgrep -u "$BERTH_TEST_USER" -f '^sleep 3141' >/dev/null && break; sleep 0.1; done
 	pgrep -u "$BERTH_TEST_USER" -f '^sleep 3141'
-	kill -KILL "$(pgrep -u "$BERTH_TEST_USER" -f -- "berth run $IMG sleep 3141" | head -1)"
+	kill -KILL "$(pgrep -o -u "$BERTH_TEST_USER" -f -- 'sleep 3141')"
 	wait || true
 	assert_no_leftovers 'sleep 3141'
+	assert_no_leftovers
+}
+
+@test "SIGKILL of berth --pid takes the payload, the mounts and the FUSE server along" {
+	as_user "$BERTH" run --pid "$IMG" sleep 3142 3>&- &
+	for _ in $(seq 50); do pgrep -u "$BERTH_TEST_USER" -f '^sleep 3142' >/dev/null && break; sleep 0.1; done
+	pgrep -u "$BERTH_TEST_USER" -f '^sleep 3142'
+	kill -KILL "$(pgrep -u "$BERTH_TEST_USER" -f -- "berth run --pid $IMG sleep 3142" | head -1)"
+	wait || true
+	assert_no_leftovers 'sleep 3142'
 	assert_no_leftovers
 }
 
