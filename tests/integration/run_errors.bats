@@ -158,7 +158,7 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 	run as_user "$BERTH" rm box
 	one_line
 	[[ $output == *"'box' is running"* ]]
-	pkill -u "$BERTH_TEST_USER" -f '^sleep 2718' || true
+	kill_user_procs '^sleep 2718'
 	wait || true
 	assert_no_leftovers
 	run as_user "$BERTH" run box sh -c 'rm /bin/wc; echo added >/added'
@@ -192,5 +192,5 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
 teardown() {
 	# a failed test must not leave its background payload running
-	pkill -u "$BERTH_TEST_USER" -f '^sleep 2718' || true
+	kill_user_procs '^sleep 2718'
 }

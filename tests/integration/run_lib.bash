@@ -56,3 +56,12 @@ assert_no_leftovers() {
 	[[ -n $procs ]] && ps -o pid,ppid,comm,args -p "${procs//$'\n'/,}" >&2
 	return 1
 }
+
+# Stop the test user's processes whose command line matches $1, by PID
+# (a payload is berth's grandchild or berth itself: $! is not its pid).
+kill_user_procs() {
+	local pids
+	pids=$(pgrep -u "$BERTH_TEST_USER" -f -- "$1" || true)
+	# shellcheck disable=SC2086 # one pid per word
+	[[ -z $pids ]] || kill $pids 2>/dev/null || true
+}

@@ -63,7 +63,8 @@ teardown_file() {
 	for i in $(seq 50); do pgrep -u "$BERTH_TEST_USER" -f '^sleep 2718' >/dev/null && break; sleep 0.1; done
 	run as_user "$BERTH" exec rr sh -c 'touch /tmp/y; chown 1:1 /tmp/y && echo chown-ok; grep Seccomp: /proc/self/status'
 	echo "$output"
-	pkill -u "$BERTH_TEST_USER" -f '^sleep 2718' || true
+	# shellcheck disable=SC2046 # by PID, one per word
+	kill $(pgrep -u "$BERTH_TEST_USER" -f '^sleep 2718') 2>/dev/null || true
 	wait || true
 	[ "${lines[0]}" = chown-ok ]
 	[ "$(echo ${lines[1]})" = "Seccomp: 2" ]
