@@ -75,7 +75,7 @@ static bool image_has_file(int root_fd, const char *path)
 
 /* Bind a copy of content (in the keeper's tmpfs) over the image's file:
  * no copy-up of /etc into the overlay, no whiteout. */
-static int bind_file(int root_fd, const char *path, const char *name, const char *content,
+static int bind_file(int root_fd, const char *path, const char *name, const char *content, size_t len,
 		     bool writable, const char *files_dir)
 {
 	_cleanup_free_ char *copy = path_join(files_dir, name);
@@ -83,7 +83,7 @@ static int bind_file(int root_fd, const char *path, const char *name, const char
 
 	if (!copy)
 		return -ENOMEM;
-	r = write_file_runtime(copy, content, strlen(content), 0644);
+	r = write_file_runtime(copy, content, len, 0644);
 	if (r < 0)
 		return berth_fail(r, "write '%s'", copy);
 	return rootfs_bind(root_fd, copy, path, writable ? 0 : LAUNCHER_MNT_RO, false);
@@ -91,10 +91,10 @@ static int bind_file(int root_fd, const char *path, const char *name, const char
 
 /* Write /etc/NAME into the writable layer, replacing whatever is there (a
  * symlink out of the image included); never write through a link. */
-static int replace_file(int root_fd, const char *path, const char *name, const char *content)
+static int replace_file(int root_fd, const char *path, const char *name, const char *content,
+			size_t len)
 {
 	_cleanup_close_ int etc = -1, fd = -1;
-	size_t len = strlen(content);
 
 	etc = safe_mkpath(root_fd, "/etc", false);
 	if (etc < 0)
@@ -117,7 +117,7 @@ static int replace_file(int root_fd, const char *path, const char *name, const c
  * that adduser's rename over them works; the host's files are bound over
  * the image's as Docker does, falling back to a file in the layer when
  * the image has none to bind over.  Read-only: bound, or left out. */
-static int put_file(int root_fd, const char *name, const char *content, bool writable,
+static int put_file(int root_fd, const char *name, const char *content, size_t len, bool writable,
 		    bool in_layer, const char *files_dir)
 {
 	_cleanup_free_ char *path = xasprintf("/etc/%s", name);
@@ -125,11 +125,11 @@ static int put_file(int root_fd, const char *name, const char *content, bool wri
 	if (!path)
 		return -ENOMEM;
 	if (writable && in_layer)
-		return replace_file(root_fd, path, name, content);
+		return replace_file(root_fd, path, name, content, len);
 	if (image_has_file(root_fd, path))
-		return bind_file(root_fd, path, name, content, writable, files_dir);
+		return bind_file(root_fd, path, name, content, len, writable, files_dir);
 	if (writable)
-		return replace_file(root_fd, path, name, content);
+		return replace_file(root_fd, path, name, content, len);
 	log_debug("read-only image has no '%s': left out", path);
 	return 0;
 }
@@ -137,28 +137,32 @@ static int put_file(int root_fd, const char *name, const char *content, bool wri
 static int copy_host(int root_fd, const char *name, bool writable, const char *files_dir)
 {
 	_cleanup_free_ char *host = xasprintf("/etc/%s", name), *buf = NULL;
+	size_t len = 0;
 	int r;
 
 	if (!host)
 		return -ENOMEM;
-	r = read_file(host, 4u << 20, &buf, NULL);
+	r = read_file(host, 4u << 20, &buf, &len);
 	if (r == -ENOENT) {
 		log_debug("host has no '%s'", host);
 		return 0;
 	}
 	if (r < 0)
 		return berth_fail(r, "read '%s'", host);
-	return put_file(root_fd, name, buf, writable, false, files_dir);
+	/* localtime is binary: its length, not strlen */
+	return put_file(root_fd, name, buf, len, writable, false, files_dir);
 }
 
-static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
-			const char *files_dir)
+/* The image's passwd and group with the caller added: NULL where the
+ * image's file has the entry already. */
+static int users_content(const struct rootfs_plan *p, int root_fd, char **npw, char **ngr)
 {
-	_cleanup_free_ char *pw = NULL, *gr = NULL, *npw = NULL, *ngr = NULL;
+	_cleanup_free_ char *pw = NULL, *gr = NULL;
 	char id[32];
 	const char *name = p->user_name ? p->user_name : "user";
 	int r;
 
+	*npw = *ngr = NULL;
 	r = read_image_file(root_fd, "/etc/passwd", &pw);
 	if (r == 0)
 		r = read_image_file(root_fd, "/etc/group", &gr);
@@ -170,22 +174,57 @@ static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
 						      (unsigned)p->gid, name, p->home ? p->home : "/",
 						      p->shell ? p->shell : "/bin/sh");
 
-		if (!line || !(npw = with_line(pw, line)))
+		if (!line || !(*npw = with_line(pw, line)))
 			return -ENOMEM;
-		if ((r = put_file(root_fd, "passwd", npw, writable, true, files_dir)) < 0)
-			return r;
 	}
 	snprintf(id, sizeof(id), "%u", (unsigned)p->gid);
 	if (!has_entry(gr, 2, id)) {
 		_cleanup_free_ char *line = xasprintf("%s:x:%u:", p->group_name ? p->group_name : name,
 						      (unsigned)p->gid);
 
-		if (!line || !(ngr = with_line(gr, line)))
+		if (!line || !(*ngr = with_line(gr, line))) {
+			free(*npw);
+			*npw = NULL;
 			return -ENOMEM;
-		if ((r = put_file(root_fd, "group", ngr, writable, true, files_dir)) < 0)
-			return r;
+		}
 	}
 	return 0;
+}
+
+static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
+			const char *files_dir)
+{
+	_cleanup_free_ char *npw = NULL, *ngr = NULL;
+	int r = users_content(p, root_fd, &npw, &ngr);
+
+	if (r == 0 && npw)
+		r = put_file(root_fd, "passwd", npw, strlen(npw), writable, true, files_dir);
+	if (r == 0 && ngr)
+		r = put_file(root_fd, "group", ngr, strlen(ngr), writable, true, files_dir);
+	return r;
+}
+
+static int write_new(int dir_fd, const char *name, const char *content)
+{
+	_cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+						      O_CLOEXEC, 0644);
+	size_t len = strlen(content);
+
+	if (fd < 0 || write(fd, content, len) != (ssize_t)len)
+		return berth_fail(-errno, "write /etc/%s into the writable layer", name);
+	return 0;
+}
+
+int etcfiles_seed_users(const struct rootfs_plan *p, int lower_fd, int upper_etc_fd)
+{
+	_cleanup_free_ char *npw = NULL, *ngr = NULL;
+	int r = users_content(p, lower_fd, &npw, &ngr);
+
+	if (r == 0 && npw)
+		r = write_new(upper_etc_fd, "passwd", npw);
+	if (r == 0 && ngr)
+		r = write_new(upper_etc_fd, "group", ngr);
+	return r;
 }
 
 /* apt drops privileges to _apt for downloads and then checks that its ids
@@ -215,11 +254,11 @@ static int apt_sandbox(int root_fd)
 	return 0;
 }
 
-int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
+int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable, bool users_done,
 		     const char *files_dir)
 {
 	static const char *const copied[] = {"hosts", "resolv.conf", "localtime"};
-	int r = passwd_group(p, root_fd, writable, files_dir);
+	int r = users_done ? 0 : passwd_group(p, root_fd, writable, files_dir);
 
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(copied); i++)
 		r = copy_host(root_fd, copied[i], writable, files_dir);

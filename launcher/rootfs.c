@@ -318,7 +318,7 @@ static int enter_root(int root_fd)
 	return 0;
 }
 
-static int mount_layers(const struct rootfs_plan *p, const char *root)
+static int mount_layers(const struct rootfs_plan *p, const char *root, bool *users_done)
 {
 	_cleanup_free_ char *lower = path_join(p->state_dir, "lower"),
 			    *rw = path_join(p->state_dir, "rw"), *upper = NULL, *work = NULL;
@@ -340,6 +340,9 @@ static int mount_layers(const struct rootfs_plan *p, const char *root)
 		return -ENOMEM;
 	if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST))
 		return berth_fail(-errno, "create '%s'", upper);
+	r = upper_seed(p, lower, upper, users_done);
+	if (r < 0)
+		return r;
 	return overlay(p, lower, upper, work, root);
 }
 
@@ -348,6 +351,7 @@ int rootfs_build(const struct rootfs_plan *p)
 	_cleanup_free_ char *root = path_join(p->state_dir, "root"),
 			    *rw = path_join(p->state_dir, "rw"), *files = NULL;
 	_cleanup_close_ int root_fd = -1;
+	bool users_done = false;
 	int r;
 
 	if (!root || !rw)
@@ -360,7 +364,7 @@ int rootfs_build(const struct rootfs_plan *p)
 	files = path_join(rw, "files");
 	if (!files || mkdir(files, 0700) < 0)
 		return berth_fail(-errno, "create '%s'", files ? files : rw);
-	r = mount_layers(p, root);
+	r = mount_layers(p, root, &users_done);
 	if (r < 0)
 		return r;
 	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -377,7 +381,7 @@ int rootfs_build(const struct rootfs_plan *p)
 	r = mpi_apply(p->opts->mpi, root_fd, p->opts->writable);
 	if (r < 0)
 		return r;
-	r = etcfiles_install(p, root_fd, p->opts->writable, files);
+	r = etcfiles_install(p, root_fd, p->opts->writable, users_done, files);
 	if (r < 0)
 		return r;
 	return enter_root(root_fd);

@@ -26,8 +26,21 @@ int rootfs_build(const struct rootfs_plan *p);
 /* Write the caller into /etc/passwd and /etc/group and copy /etc/hosts,
  * /etc/resolv.conf, /etc/localtime from the host (etcfiles.c).  files_dir
  * is a private tmpfs directory used in read-only mode. */
-int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable,
+int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable, bool users_done,
 		     const char *files_dir);
+
+/* Write passwd and group (the image's, read inside lower_fd, with the
+ * caller added) into upper_etc_fd, the empty etc/ of a fresh upper layer. */
+int etcfiles_seed_users(const struct rootfs_plan *p, int lower_fd, int upper_etc_fd);
+
+/* Before the overlay is mounted on a fresh (tmpfs) upper layer: put the
+ * /etc/passwd and /etc/group berth writes, and the mountpoint directories
+ * the image lacks (home, /proc, /sys, /dev, /tmp), straight into the upper
+ * directory (upperseed.c).  The overlay then shows them with no copy-up
+ * of /etc or /home and no whiteouts.  *users_done: passwd and group are
+ * in place. */
+int upper_seed(const struct rootfs_plan *p, const char *lower, const char *upper,
+	       bool *users_done);
 
 /* Read-only container: add the mountpoints berth needs that the image
  * lacks (/proc, /sys, /dev, /tmp, home, /etc files) by covering their

@@ -243,6 +243,33 @@ signals_reach_payload() {
 	[ "$status" -ne 0 ]
 }
 
+@test "/etc/localtime, hosts and resolv.conf are the host's, byte for byte, writable or not" {
+	local f want
+	for f in localtime hosts resolv.conf; do
+		[[ -f /etc/$f ]] || continue
+		want=$(md5sum </etc/$f)
+		run as_user "$BERTH" run "$IMG" sh -c "md5sum </etc/$f"
+		[ "$output" = "$want" ]
+		run as_user "$BERTH" run --readonly "$IMG" sh -c "md5sum </etc/$f"
+		[ "$output" = "$want" ]
+	done
+	# a writable container can still edit them (its own copy)
+	run as_user "$BERTH" run "$IMG" sh -c 'echo "10.0.0.9 extra" >>/etc/hosts && grep -c extra /etc/hosts'
+	[ "$output" = 1 ]
+	! grep -q '10.0.0.9 extra' /etc/hosts
+}
+
+@test "a fresh writable layer: passwd and group are real files (adduser renames over them)" {
+	run as_user "$BERTH" run "$IMG" sh -c 'cp /etc/passwd /etc/passwd+ && echo "x:x:5:5::/:/bin/sh" >>/etc/passwd+ && mv /etc/passwd+ /etc/passwd && grep -c "^x:" /etc/passwd && grep -c "^$(id -un):" /etc/passwd'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = 1 ]
+	[ "${lines[1]}" = 1 ]
+	# the image's /etc stays merged under the new files: its own links too
+	run as_user "$BERTH" run "$IMG" readlink /etc/escape /etc/relescape
+	[ "${lines[0]}" = /../../../host ]
+	[ "${lines[1]}" = ../../../../outside ]
+}
+
 @test "a terminal stays the caller's: the payload's stdin and stdout are the caller's tty" {
 	command -v script >/dev/null || skip "no script(1)"
 	run as_user script -qec "$BERTH run $IMG sh -c 'tty; test -t 0 && test -t 1 && echo both-tty; read l; echo got \$l'" /dev/null <<<"typed"
