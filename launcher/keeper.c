@@ -245,9 +245,13 @@ static void loop(struct keeper *k, uint64_t linger)
 			if (waited >= linger * 1000) {
 				if (try_exit(k))
 					return;
-				idle_since = now_ns();
-				if (users(k) == 0) /* the lock was busy: answer, retry */
-					poll_once(k, 10);
+				/* A newcomer, or the lock was busy (another
+				 * keeper leaving, a berth starting): answer,
+				 * and retry soon rather than after another
+				 * whole linger time. */
+				poll_once(k, 10);
+				if (users(k) > 0)
+					idle_since = now_ns();
 				continue;
 			}
 			timeout = (int)(linger * 1000 - waited);
