@@ -155,13 +155,27 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	LOCKED(sqfs_ll_op_readlink(req, ino));
 }
 
+/* An image without an xattr table answers ENOSYS once: the kernel then
+ * stops asking for the whole mount (fc->no_getxattr).  Overlayfs checks
+ * its own xattrs on every lower directory it meets; on a cold start that
+ * was a dozen round trips to this process (bench/RESULTS.md). */
+static bool no_xattrs;
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	if (no_xattrs) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	LOCKED(sqfs_ll_op_listxattr(req, ino, size));
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (no_xattrs) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	LOCKED(sqfs_ll_op_getxattr(req, ino, name, size));
 }
 
@@ -239,6 +253,7 @@ _Noreturn static void serve(const char *image, int fuse_fd, int ctl)
 		send_line(ctl, "cannot read the squashfs image");
 		_exit(1);
 	}
+	no_xattrs = ll->fs.sb.xattr_id_table_start == UINT64_MAX || ll->fs.xattr_info.xattr_ids == 0;
 	fuse_opt_add_arg(&args, "berth-squashfuse");
 	se = fuse_session_new(&args, &ops, sizeof(ops), ll);
 	if (!se) {

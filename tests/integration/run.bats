@@ -327,3 +327,29 @@ signals_reach_payload() {
 	[ "$output" != "$first" ]
 	assert_no_leftovers
 }
+
+# xattrs through berth's FUSE server, read from the host through the
+# payload's /proc/PID/root (the same user may look into its container).
+payload_xattrs() { # IMAGE FILE
+	as_user "$BERTH" run "$1" sleep 3737 3>&- &
+	local pid i
+	for i in $(seq 50); do pid=$(pgrep -o -u "$BERTH_TEST_USER" -f '^sleep 3737') && break; sleep 0.1; done
+	run as_user python3 -c 'import os, sys
+p = sys.argv[1]
+try:
+    print(" ".join(f"{k}={os.getxattr(p, k).decode()}" for k in sorted(os.listxattr(p))) or "none")
+except OSError as e:
+    print(os.strerror(e.errno))' "/proc/$pid/root$2"
+	kill "$pid"
+	wait || true
+}
+
+@test "the image's xattrs are readable in the container; an image without any has none" {
+	run_image xattr '{}' 'echo x >etc/marked; python3 -c "import os; os.setxattr(\"etc/marked\", \"user.berth.test\", b\"yes\")"'
+	unsquashfs -lls "$IMGDIR/xattr.sqsh" >/dev/null
+	payload_xattrs "$IMGDIR/xattr.sqsh" /etc/marked
+	[ "$output" = "user.berth.test=yes" ]
+	payload_xattrs "$IMG" /bin/busybox
+	[ "$output" = "Operation not supported" ]
+	assert_no_leftovers 'sleep 3737'
+}
