@@ -281,6 +281,7 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 		.user_env = o->user_env,
 		.workdir = o->workdir, .entrypoint = o->entrypoint,
 		.no_entrypoint = o->no_entrypoint, .own_pid_ns = o->pid_ns,
+		.image = image,
 		.args = text && optind + 1 < argc ? argv + optind + 1 : NULL,
 	};
 	if (p.args && streq(p.args[0], "--"))

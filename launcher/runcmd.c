@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "common/error.h"
 #include "common/util.h"
+#include "imgconv/imgconv.h"
 #include "launcher/cli.h"
 #include "launcher/exec.h"
 #include "launcher/pidns.h"
@@ -24,14 +25,18 @@ static int prepare(const struct payload *p, char ***argv, char ***envp)
 	struct launcher_image img = {0};
 	struct launcher_env_rules rules = {.host = p->host_env, .user = p->user_env};
 	const char *wd;
-	int r = launcher_image_load(AT_FDCWD, &img);
+	int r = p->image_cfg ? 0 : launcher_image_load(AT_FDCWD, &img);
 
 	if (r < 0)
 		return cli_fail(r);
+	if (p->image_cfg)
+		img = *p->image_cfg; /* owned by the caller: not cleared below */
 	rules.image = img.env;
 	r = launcher_env_build(&rules, envp);
 	if (r == 0)
 		r = launcher_argv_build(&img, p->entrypoint, p->no_entrypoint, p->args, argv);
+	if (p->image_cfg)
+		img = (struct launcher_image){0};
 	if (r < 0) {
 		launcher_image_clear(&img);
 		return cli_fail(r);
@@ -139,13 +144,34 @@ _Noreturn static void child(const struct payload *p, pid_t parent, const sigset_
 	_exit(launcher_exec_status(r));
 }
 
+/* The image config straight from the .sqsh (libsquashfs, in this process)
+ * rather than through the container's FUSE mount: a cold start then does
+ * not wait for nine round trips to the FUSE server for it.  An image
+ * without one (made by other tools) is read in the container as before. */
+static bool image_cfg_from_file(const char *image, struct launcher_image *img)
+{
+	_cleanup_free_ char *json = NULL;
+	size_t len;
+
+	return image && imgconv_read_image_json(image, &json, &len) == 0 &&
+	       launcher_image_parse(json, len, img) == 0;
+}
+
 int payload_exec(const struct payload *p)
 {
 	_cleanup_strv_ char **argv = NULL, **envp = NULL;
+	struct launcher_image img = {0};
+	struct payload q = *p;
 	bool fork_now; /* only berth exec joins a PID namespace */
 	int r;
 
-	if ((r = join(p, &fork_now)) != 0 || (r = prepare(p, &argv, &envp)) != 0)
+	if (image_cfg_from_file(p->image, &img))
+		q.image_cfg = &img;
+	r = join(&q, &fork_now);
+	if (r == 0)
+		r = prepare(&q, &argv, &envp);
+	launcher_image_clear(&img);
+	if (r != 0)
 		return r;
 	if (launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
 		return cli_fail(r);

@@ -18,6 +18,8 @@ struct payload {
 	bool own_pid_ns;
 	bool exec;                            /* berth exec: join a --pid payload's PID namespace */
 	char **args;                          /* CMD [ARG...] or NULL */
+	const char *image;                    /* the .sqsh (payload_exec reads its config) */
+	const struct launcher_image *image_cfg; /* the image config, or NULL: read it */
 };
 
 /* Fork the payload, forward signals to it and wait: returns berth's exit
