@@ -163,6 +163,55 @@ static int sqreader_open(struct sqreader *r, const char *path)
 	return 0;
 }
 
+/* Read the regular file at path (no symlink followed) of at most max
+ * bytes into *buf (NUL-terminated).  SQFS_ERROR_NO_ENTRY when missing,
+ * SQFS_ERROR_NOT_FILE when it is something else or too large. */
+static int read_small(struct sqreader *r, const char *path, sqfs_u64 max, char **buf,
+		      sqfs_u64 *size)
+{
+	sqfs_s32 got;
+	int e;
+
+	sqfs_free(r->inode);
+	r->inode = NULL;
+	*buf = NULL;
+	e = sqfs_dir_reader_find_by_path(r->dir, r->root, path, &r->inode);
+	if (e != 0)
+		return e;
+	if (sqfs_inode_get_file_size(r->inode, size) != 0 || *size > max)
+		return SQFS_ERROR_NOT_FILE;
+	*buf = malloc(*size + 1);
+	if (!*buf)
+		return SQFS_ERROR_ALLOC;
+	got = *size ? sqfs_data_reader_read(r->data, r->inode, 0, *buf, (sqfs_u32)*size) : 0;
+	if (got < 0 || (sqfs_u64)got != *size) {
+		free(*buf);
+		*buf = NULL;
+		return got < 0 ? got : SQFS_ERROR_CORRUPTED;
+	}
+	(*buf)[*size] = '\0';
+	return 0;
+}
+
+int imgconv_read_small_files(const char *sqsh_path, const char *const *paths, size_t n,
+			     size_t max, char **out)
+{
+	struct sqreader r = { 0 };
+	int e = sqreader_open(&r, sqsh_path);
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	for (size_t i = 0; e == 0 && i < n; i++) {
+		sqfs_u64 size;
+		int g = read_small(&r, paths[i], max, &out[i], &size);
+
+		if (g == SQFS_ERROR_ALLOC)
+			e = berth_fail(-ENOMEM, "image '%s'", sqsh_path);
+	}
+	sqreader_close(&r);
+	return e;
+}
+
 int imgconv_read_image_json(const char *sqsh_path, char **json, size_t *len)
 {
 	struct sqreader r = { 0 };
@@ -170,40 +219,26 @@ int imgconv_read_image_json(const char *sqsh_path, char **json, size_t *len)
 	json_t *parsed;
 	json_error_t jerr;
 	char *buf = NULL;
-	sqfs_s32 got;
 	int e;
 
 	e = sqreader_open(&r, sqsh_path);
 	if (e < 0)
 		goto out;
-	e = sqfs_dir_reader_find_by_path(r.dir, r.root, IMAGE_JSON_PATH, &r.inode);
+	e = read_small(&r, IMAGE_JSON_PATH, IMAGE_JSON_MAX, &buf, &size);
 	if (e == SQFS_ERROR_NO_ENTRY) {
 		e = berth_failx(BERTH_EFORMAT, "image '%s': no /%s (not made by berth?)", sqsh_path,
 				IMAGE_JSON_PATH);
 		goto out;
 	}
-	if (e != 0) {
-		e = sqfs_fail(e, errno, "image '%s': /%s", sqsh_path, IMAGE_JSON_PATH);
-		goto out;
-	}
-	if (sqfs_inode_get_file_size(r.inode, &size) != 0 || size > IMAGE_JSON_MAX) {
+	if (e == SQFS_ERROR_NOT_FILE) {
 		e = berth_failx(BERTH_EFORMAT, "image '%s': /%s is not a regular file of sane size",
 				sqsh_path, IMAGE_JSON_PATH);
 		goto out;
 	}
-	buf = malloc(size + 1);
-	if (!buf) {
-		e = berth_fail(-ENOMEM, "image '%s'", sqsh_path);
+	if (e != 0) {
+		e = sqfs_fail(e, errno, "image '%s': read /%s", sqsh_path, IMAGE_JSON_PATH);
 		goto out;
 	}
-	got = size ? sqfs_data_reader_read(r.data, r.inode, 0, buf, (sqfs_u32)size) : 0;
-	if (got < 0 || (sqfs_u64)got != size) {
-		e = got < 0 ? sqfs_fail(got, errno, "image '%s': read /%s", sqsh_path, IMAGE_JSON_PATH)
-			    : berth_failx(BERTH_EFORMAT, "image '%s': /%s is truncated", sqsh_path,
-					  IMAGE_JSON_PATH);
-		goto out;
-	}
-	buf[size] = '\0';
 	parsed = json_loadb(buf, size, 0, &jerr);
 	if (!json_is_object(parsed)) {
 		json_decref(parsed);

@@ -128,6 +128,13 @@ int imgconv_pack_dir(int dirfd, const char *config_json, size_t len, const char 
 /* Read /.berth/image.json from a squashfs file; *json is malloc'd. */
 int imgconv_read_image_json(const char *sqsh_path, char **json, size_t *len);
 
+/* Read n small regular files (paths inside the image, no symlink followed)
+ * in one opening of the squashfs: out[i] is the malloc'd, NUL-terminated
+ * content, or NULL when the path is missing, not a regular file or larger
+ * than max.  Fails only when the image cannot be read. */
+int imgconv_read_small_files(const char *sqsh_path, const char *const *paths, size_t n,
+			     size_t max, char **out);
+
 /* Is path a readable squashfs file? 0, or BERTH_EFORMAT / -errno. */
 int imgconv_check_squashfs(const char *path);
 

@@ -244,6 +244,9 @@ static int spawn_keeper(const struct berth_config *cfg, const struct launcher_op
 			const char *dir, const char *key, pid_t *keeper)
 {
 	_cleanup_free_ char *upper = o->name ? launcher_named_dir(cfg, o->name) : NULL;
+	static const char *const etc_paths[] = {"/etc/passwd", "/etc/group"};
+	_cleanup_free_ char *etc_pw = NULL, *etc_gr = NULL;
+	char *etc[2];
 	struct who w = {0};
 	struct keeper_args a = {0};
 	int sp[2], r, status;
@@ -253,8 +256,13 @@ static int spawn_keeper(const struct berth_config *cfg, const struct launcher_op
 		who_clear(&w);
 		return -ENOMEM;
 	}
+	/* Missing or unreadable here: the keeper reads them in the root. */
+	(void)imgconv_read_small_files(o->image, etc_paths, 2, 4u << 20, etc);
+	etc_pw = etc[0];
+	etc_gr = etc[1];
 	a = (struct keeper_args){
 		.plan = {.opts = o, .state_dir = dir, .upper_dir = upper,
+			 .image_passwd = etc_pw, .image_group = etc_gr,
 			 .uid = o->remap_root ? 0 : getuid(), .gid = o->remap_root ? 0 : getgid(),
 			 .home = w.home, .user_name = w.user, .group_name = w.group,
 			 .shell = w.shell},

@@ -163,11 +163,19 @@ static int users_content(const struct rootfs_plan *p, int root_fd, char **npw, c
 	int r;
 
 	*npw = *ngr = NULL;
-	r = read_image_file(root_fd, "/etc/passwd", &pw);
-	if (r == 0)
-		r = read_image_file(root_fd, "/etc/group", &gr);
-	if (r < 0)
-		return r;
+	if (p->image_passwd && p->image_group && !p->upper_dir) {
+		/* a fresh layer or none: the image's files are what is there */
+		pw = strdup(p->image_passwd);
+		gr = strdup(p->image_group);
+		if (!pw || !gr)
+			return -ENOMEM;
+	} else {
+		r = read_image_file(root_fd, "/etc/passwd", &pw);
+		if (r == 0)
+			r = read_image_file(root_fd, "/etc/group", &gr);
+		if (r < 0)
+			return r;
+	}
 	snprintf(id, sizeof(id), "%u", (unsigned)p->uid);
 	if (!has_entry(pw, 2, id)) {
 		_cleanup_free_ char *line = xasprintf("%s:x:%u:%u:%s:%s:%s", name, (unsigned)p->uid,

@@ -16,6 +16,11 @@ struct rootfs_plan {
 	const char *user_name;
 	const char *group_name;
 	const char *shell;
+	/* The image's /etc/passwd and /etc/group as the caller read them from
+	 * the .sqsh (NULL: unknown, read them in the container); they spare a
+	 * fresh container ten round trips to its FUSE server. */
+	const char *image_passwd;
+	const char *image_group;
 };
 
 /* In the keeper, after userns_enter(): mount the image, the overlay and
