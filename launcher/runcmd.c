@@ -22,26 +22,23 @@
  * status on failure. */
 static int prepare(const struct payload *p, char ***argv, char ***envp)
 {
-	struct launcher_image img = {0};
+	struct launcher_image img = {0}; /* read here, or the caller's */
+	const struct launcher_image *cfg = p->image_cfg ? p->image_cfg : &img;
 	struct launcher_env_rules rules = {.host = p->host_env, .user = p->user_env};
 	const char *wd;
 	int r = p->image_cfg ? 0 : launcher_image_load(AT_FDCWD, &img);
 
 	if (r < 0)
 		return cli_fail(r);
-	if (p->image_cfg)
-		img = *p->image_cfg; /* owned by the caller: not cleared below */
-	rules.image = img.env;
+	rules.image = cfg->env;
 	r = launcher_env_build(&rules, envp);
 	if (r == 0)
-		r = launcher_argv_build(&img, p->entrypoint, p->no_entrypoint, p->args, argv);
-	if (p->image_cfg)
-		img = (struct launcher_image){0};
+		r = launcher_argv_build(cfg, p->entrypoint, p->no_entrypoint, p->args, argv);
 	if (r < 0) {
 		launcher_image_clear(&img);
 		return cli_fail(r);
 	}
-	wd = p->workdir ? p->workdir : img.workdir ? img.workdir : "/";
+	wd = p->workdir ? p->workdir : cfg->workdir ? cfg->workdir : "/";
 	if (chdir(wd) < 0) {
 		cli_error("workdir '%s': %s in the container", wd,
 			  errno == ENOENT ? "does not exist" : strerror(errno));
