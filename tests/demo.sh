@@ -45,10 +45,8 @@ if ! harness_build "$SRC" "$BUILDDIR" "$LOGDIR"; then
 fi
 
 # The harness's helpers (registry, images, as_user) outside bats.
-mkdir -p "$BERTH_TESTS_RUNDIR/bin"
-cp "$BUILDDIR/berth" "$BERTH_TESTS_RUNDIR/bin/berth"
-chmod -R a+rX "$BERTH_TESTS_RUNDIR"
-export BERTH=$BERTH_TESTS_RUNDIR/bin/berth BATS_TEST_FILENAME=demo
+install_berth "$BUILDDIR"
+export BATS_TEST_FILENAME=demo
 # shellcheck source=tests/harness/lib.bash
 source "$SRC/tests/harness/lib.bash"
 skip() { echo "demo: cannot run: $*" >&2; exit 1; }

@@ -43,3 +43,17 @@ harness_build() {
 		return 1
 	}
 }
+
+# install_berth BUILDDIR: $BERTH in a directory berthtest can reach (the
+# source tree may sit in a directory the test user cannot read), with
+# berth-image next to it, where berth looks first (doc/decisions.md).
+install_berth() {
+	mkdir -p "$BERTH_TESTS_RUNDIR/bin"
+	cp "$1/berth" "$BERTH_TESTS_RUNDIR/bin/berth"
+	cp "$1/berth-image" "$BERTH_TESTS_RUNDIR/bin/berth-image"
+	chmod -R a+rX "$BERTH_TESTS_RUNDIR"
+	export BERTH=$BERTH_TESTS_RUNDIR/bin/berth BERTH_BUILDDIR=$1
+	if [[ -f $1/.libs/spank_berth.so ]]; then
+		export SPANK_BERTH_SO=$1/.libs/spank_berth.so
+	fi
+}

@@ -180,3 +180,16 @@ pull() {
 	run curl -s --max-time 2 "http://$REGISTRY/v2/"
 	[ "$status" -ne 0 ]
 }
+
+@test "README command 1 (tests/demo.sh) pulls, converts and runs an image as the user" {
+	require_root
+	# --no-deps: tests/run installed them; the demo then builds (a no-op
+	# after tests/run's build), starts its own registry and cleans up.
+	# a clean environment, as a user typing it: nothing of this test run's
+	run timeout 600 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+		bash "$BERTH_SRCDIR/tests/demo.sh" --no-deps
+	echo "$output" | tail -20
+	[ "$status" -eq 0 ]
+	[[ $output == *"berthtest\$ berth run docker://"*"echo hello"$'\n'"hello"* ]]
+	[[ $output == *"==> Done: the image was pulled, converted and run without root."* ]]
+}
