@@ -108,25 +108,29 @@ const char *tree_printable(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+/* The next component of a path at *p (slashes skipped): false at the end. */
+static bool next_component(const char **p, const char **start, size_t *len)
+{
+	while (**p == '/')
+		(*p)++;
+	if (!**p)
+		return false;
+	*start = *p;
+	while (**p && **p != '/')
+		(*p)++;
+	*len = (size_t)(*p - *start);
+	return true;
+}
+
 int tree_canon_path(char *path)
 {
 	char *out = path;
-	const char *p = path;
+	const char *p = path, *start;
+	size_t len;
 
 	if (*p == '/')
 		return berth_failx(BERTH_EFORMAT, "absolute path");
-	while (*p) {
-		const char *start;
-		size_t len;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		start = p;
-		while (*p && *p != '/')
-			p++;
-		len = (size_t)(p - start);
+	while (next_component(&p, &start, &len)) {
 		if (len == 1 && start[0] == '.')
 			continue;
 		if (len == 2 && start[0] == '.' && start[1] == '.')
@@ -234,27 +238,18 @@ static int follow_link(struct tree *t, struct tnode *dir, const char *target, in
 		       struct tnode **out)
 {
 	char pbuf[TREE_PRINTABLE_MAX];
-	const char *p = target;
+	const char *p = target, *start;
+	size_t len;
 
 	if (++*hops > TREE_MAX_HOPS)
 		return berth_failx(BERTH_EFORMAT, "too many levels of symbolic links");
 	if (*p == '/')
 		dir = t->root;
-	while (*p) {
-		const char *start;
-		size_t len;
+	while (next_component(&p, &start, &len)) {
 		struct tnode *next;
 		long i;
 		int r;
 
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		start = p;
-		while (*p && *p != '/')
-			p++;
-		len = (size_t)(p - start);
 		if (len == 1 && start[0] == '.')
 			continue;
 		if (len == 2 && start[0] == '.' && start[1] == '.') {
