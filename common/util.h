@@ -28,6 +28,9 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
  * after a reboot (a keeper's info file): an fsync there cost ~0.5 ms of
  * every cold start. */
 int write_file_runtime(const char *path, const void *buf, size_t len, mode_t mode);
+/* stdin, stdout and stderr on /dev/null (a helper process must not hold
+ * the caller's terminal or output pipe open).  0 or -errno. */
+int stdio_devnull(void);
 
 /* rm -rf that never crosses into another filesystem (a mount point is left,
  * and the call fails with -EBUSY) and never follows symlinks. */

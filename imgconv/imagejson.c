@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <jansson.h>
@@ -193,22 +194,51 @@ static int read_small(struct sqreader *r, const char *path, sqfs_u64 max, char *
 	return 0;
 }
 
-int imgconv_read_small_files(const char *sqsh_path, const char *const *paths, size_t n,
-			     size_t max, char **out)
+/* Does the directory inode list no entries? */
+static bool dir_empty(struct sqreader *r, const sqfs_inode_generic_t *inode)
+{
+	sqfs_dir_entry_t *ent = NULL;
+	int e = sqfs_dir_reader_open_dir(r->dir, inode, 0);
+
+	if (e == 0)
+		e = sqfs_dir_reader_read(r->dir, &ent);
+	sqfs_free(ent);
+	return e > 0;
+}
+
+int imgconv_probe(const char *sqsh_path, struct imgconv_entry *v, size_t n)
 {
 	struct sqreader r = { 0 };
 	int e = sqreader_open(&r, sqsh_path);
 
-	for (size_t i = 0; i < n; i++)
-		out[i] = NULL;
+	for (size_t i = 0; i < n; i++) {
+		v[i].mode = 0;
+		v[i].empty = false;
+		v[i].content = NULL;
+	}
 	for (size_t i = 0; e == 0 && i < n; i++) {
 		sqfs_u64 size;
-		int g = read_small(&r, paths[i], max, &out[i], &size);
+		int g;
 
+		sqfs_free(r.inode);
+		r.inode = NULL;
+		if (sqfs_dir_reader_find_by_path(r.dir, r.root, v[i].path, &r.inode) != 0)
+			continue;
+		v[i].mode = r.inode->base.mode;
+		if (S_ISDIR(v[i].mode))
+			v[i].empty = dir_empty(&r, r.inode);
+		if (!S_ISREG(v[i].mode) || !v[i].max)
+			continue;
+		g = read_small(&r, v[i].path, v[i].max, &v[i].content, &size);
 		if (g == SQFS_ERROR_ALLOC)
 			e = berth_fail(-ENOMEM, "image '%s'", sqsh_path);
 	}
 	sqreader_close(&r);
+	if (e < 0)
+		for (size_t i = 0; i < n; i++) {
+			free(v[i].content);
+			v[i].content = NULL;
+		}
 	return e;
 }
 

@@ -128,12 +128,21 @@ int imgconv_pack_dir(int dirfd, const char *config_json, size_t len, const char 
 /* Read /.berth/image.json from a squashfs file; *json is malloc'd. */
 int imgconv_read_image_json(const char *sqsh_path, char **json, size_t *len);
 
-/* Read n small regular files (paths inside the image, no symlink followed)
- * in one opening of the squashfs: out[i] is the malloc'd, NUL-terminated
- * content, or NULL when the path is missing, not a regular file or larger
- * than max.  Fails only when the image cannot be read. */
-int imgconv_read_small_files(const char *sqsh_path, const char *const *paths, size_t n,
-			     size_t max, char **out);
+
+/* What a path in an image is, without following any symlink (not even on
+ * the way): in one opening of the squashfs, for each v[i].path, its type
+ * and permissions (mode 0: missing, or behind something that is not a
+ * directory), whether a directory is empty, and the content of a regular
+ * file of at most max bytes (max 0: not read).  Fails only when the image
+ * cannot be read (nothing is returned then). */
+struct imgconv_entry {
+	const char *path; /* in: absolute, inside the image */
+	size_t max;       /* in */
+	unsigned mode;    /* out: st_mode, or 0 */
+	bool empty;       /* out: a directory without entries */
+	char *content;    /* out: malloc'd, NUL-terminated, or NULL */
+};
+int imgconv_probe(const char *sqsh_path, struct imgconv_entry *v, size_t n);
 
 /* Is path a readable squashfs file? 0, or BERTH_EFORMAT / -errno. */
 int imgconv_check_squashfs(const char *path);

@@ -225,9 +225,54 @@ static int remove_named(const struct berth_config *cfg, const char *name)
 	return cli_fail(launcher_named_remove(cfg, name));
 }
 
-static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char **argv)
+/* Under a PMIx server the rendezvous directories are bound in after the
+ * container is made (launcher_mpi_attach), which takes a keeper. */
+static bool needs_rendezvous(void)
+{
+	_cleanup_strv_ char **dirs = NULL;
+
+	return mpi_rendezvous_dirs(environ, getuid(), &dirs) != 0 || (dirs && dirs[0]);
+}
+
+/* What the run needs from the image before it is mounted, in one opening
+ * of the .sqsh (launcher_facts_read()): the config for the payload, the
+ * rest for building the container.  A container built in this process
+ * cannot reach the .sqsh by its host path once inside, and through the
+ * fresh mount each item costs round trips to the FUSE server. */
+struct image_files {
+	struct launcher_server *server;
+	struct launcher_facts *facts;
+	struct launcher_image cfg;
+	bool have_cfg;
+};
+
+static void image_files_read(const char *image, struct image_files *f, struct launcher_opts *lo)
+{
+	const char *home = getenv("HOME"), *json;
+
+	if (launcher_facts_read(image, home, &f->facts) < 0) {
+		berth_error_clear();
+		return;
+	}
+	lo->facts = f->facts;
+	json = launcher_facts_config(f->facts);
+	f->have_cfg = json && launcher_image_parse(json, strlen(json), &f->cfg) == 0;
+	if (!f->have_cfg)
+		berth_error_clear();
+}
+
+static void image_files_clear(struct image_files *f)
+{
+	launcher_server_free(f->server);
+	launcher_facts_free(f->facts);
+	launcher_image_clear(&f->cfg);
+}
+
+static int run_image_files(struct berth_config *cfg, struct run_cli *o, int argc, char **argv,
+			   struct image_files *files)
 {
 	_cleanup_free_ char *image = NULL;
+	_cleanup_strv_ char **warm = NULL;
 	const char *named = NULL, *text = optind < argc ? argv[optind] : NULL;
 	struct launcher_container *c = NULL;
 	struct launcher_opts lo = {0};
@@ -264,34 +309,53 @@ static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char
 		cli_error("container '%s': a named container is always writable", named);
 		return 2;
 	}
-	if ((r = gpu_cli_prepare(cfg, &o->gpu, image, environ)) < 0)
+	lo.build_here = lo.hold_caller && !needs_rendezvous();
+	/* First: a container built here has its FUSE server open the image
+	 * while the rest is prepared. */
+	files->server = lo.server = launcher_prestart(cfg, &lo);
+	image_files_read(image, files, &lo);
+	if ((r = gpu_cli_prepare(cfg, &o->gpu, image, files->have_cfg ? &files->cfg : NULL,
+				 environ)) < 0)
 		return cli_fail(r);
 	lo.gpu = o->gpu.plan;
 	if ((r = mpi_plan(cfg->gpu_driver_root, cfg->mpi_inject_verbs, &mpi)) < 0)
 		return cli_fail(r);
 	lo.mpi = mpi;
+	p = (struct payload){
+		.host_env = o->gpu.env ? o->gpu.env : environ,
+		.user_env = o->user_env,
+		.workdir = o->workdir, .entrypoint = o->entrypoint,
+		.no_entrypoint = o->no_entrypoint, .own_pid_ns = o->pid_ns,
+		.image = image, .image_cfg = files->have_cfg ? &files->cfg : NULL,
+		.args = text && optind + 1 < argc ? argv + optind + 1 : NULL,
+	};
+	if (p.args && streq(p.args[0], "--"))
+		p.args = p.args[1] ? p.args + 1 : NULL;
+	warm = payload_exec_paths(&p);
+	lo.warm = warm;
 	r = launcher_create(cfg, &lo, &c);
 	mpi_plan_free(mpi);
 	if (r == 0 && (r = launcher_mpi_attach(c, environ)) < 0)
 		launcher_release(c);
 	if (r < 0)
 		return cli_fail(r);
-	p = (struct payload){
-		.container = c, .host_env = o->gpu.env ? o->gpu.env : environ,
-		.user_env = o->user_env,
-		.workdir = o->workdir, .entrypoint = o->entrypoint,
-		.no_entrypoint = o->no_entrypoint, .own_pid_ns = o->pid_ns,
-		.image = image,
-		.args = text && optind + 1 < argc ? argv + optind + 1 : NULL,
-	};
-	if (p.args && streq(p.args[0], "--"))
-		p.args = p.args[1] ? p.args + 1 : NULL;
+	p.container = c;
 	if (lo.hold_caller)
 		return payload_exec(&p);
 	status = payload_run(&p);
 	launcher_release(c);
 	if (o->rm && named && remove_named(cfg, named) != 0 && status == 0)
 		status = 1;
+	return status;
+}
+
+static int run_image(struct berth_config *cfg, struct run_cli *o, int argc, char **argv)
+{
+	struct image_files files = {0};
+	int status;
+
+	status = run_image_files(cfg, o, argc, argv, &files);
+	image_files_clear(&files);
 	return status;
 }
 

@@ -24,6 +24,8 @@
 #include "launcher/keeper.h"
 #include "launcher/launcher.h"
 #include "launcher/mpi.h"
+#include "launcher/rootfs.h"
+#include "launcher/sqfuse.h"
 
 struct launcher_container {
 	char *dir;
@@ -31,6 +33,11 @@ struct launcher_container {
 	pid_t keeper;
 	pid_t held;   /* this process is tracked by pidfd already (hold_caller) */
 	bool own_uts;
+	bool built_here; /* this process built the container and is in it */
+	/* built_here: its record in running/, written by launcher_settle() */
+	int run_fd;
+	char run_name[32];
+	char *run_text;
 };
 
 pid_t launcher_keeper_pid(const struct launcher_container *c)
@@ -49,6 +56,9 @@ void launcher_release(struct launcher_container *c)
 		return;
 	if (c->ref_fd >= 0)
 		close(c->ref_fd);
+	if (c->built_here && c->run_fd >= 0)
+		close(c->run_fd);
+	free(c->run_text);
 	free(c->dir);
 	free(c);
 }
@@ -90,10 +100,11 @@ static int options_key(const struct launcher_opts *o, char out[33])
 
 static int preflight(const struct launcher_opts *o)
 {
+	/* Its messages name the image already. */
 	int r = imgconv_check_squashfs(o->image);
 
 	if (r < 0)
-		return berth_fail_context(r, "image '%s'", o->image);
+		return r;
 	for (size_t i = 0; o->mounts && i < o->mounts->n; i++) {
 		const struct launcher_mount *m = &o->mounts->v[i];
 
@@ -238,39 +249,99 @@ static int read_status(int fd, pid_t *keeper)
 	return berth_failx((int)code, "%s", *msg ? msg + 1 : "the container keeper failed");
 }
 
+/* running/<pid>-<start time>: a container built by its caller (no keeper),
+ * for ps and exec; the name identifies the process even after its pid is
+ * reused.  Prepared here (the directory opened: the path is gone once
+ * inside), written by launcher_settle() when the container is complete. */
+static int running_record(const struct berth_config *cfg, const struct launcher_opts *o,
+			  const char *hash, struct launcher_container *c)
+{
+	_cleanup_free_ char *dir = path_join(cfg->runtime_dir, "running");
+
+	c->run_text = xasprintf("image=%s\nname=\nkey=%s\nhostname=%s\n", o->image, hash,
+				o->hostname ? o->hostname : "");
+	if (!dir || !c->run_text)
+		return -ENOMEM;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return berth_fail(-errno, "create '%s'", dir);
+	c->run_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (c->run_fd < 0)
+		return berth_fail(-errno, "open '%s'", dir);
+	snprintf(c->run_name, sizeof(c->run_name), "%d-%llu", (int)getpid(),
+		 launcher_proc_start(getpid()));
+	return 0;
+}
+
+void launcher_settle(struct launcher_container *c)
+{
+	_cleanup_close_ int fd = -1;
+	size_t len;
+
+	if (!c || !c->built_here || c->run_fd < 0 || !c->run_text)
+		return;
+	/* Best effort: without it ps and exec by PID do not find the container. */
+	len = strlen(c->run_text);
+	fd = openat(c->run_fd, c->run_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, c->run_text, len) != (ssize_t)len)
+		log_debug("record the container in running/: %s", strerror(errno));
+}
+
+/* What a rootfs_plan points to besides the options. */
+struct plan_data {
+	struct who w;
+	char *upper;
+	struct launcher_facts *facts; /* read here when the caller did not */
+};
+
+static void plan_data_clear(struct plan_data *d)
+{
+	who_clear(&d->w);
+	free(d->upper);
+	launcher_facts_free(d->facts);
+}
+
+static int plan_init(const struct berth_config *cfg, const struct launcher_opts *o,
+		     const char *dir, struct plan_data *d, struct rootfs_plan *plan)
+{
+	int r;
+
+	*d = (struct plan_data){0};
+	d->upper = o->name ? launcher_named_dir(cfg, o->name) : NULL;
+	if ((o->name && !d->upper) || (r = who_am_i(&d->w)) < 0) {
+		plan_data_clear(d);
+		return -ENOMEM;
+	}
+	/* Unreadable here: the keeper looks in the mount instead. */
+	if (!o->facts && launcher_facts_read(o->image, d->w.home, &d->facts) < 0)
+		berth_error_clear();
+	*plan = (struct rootfs_plan){
+		.opts = o, .state_dir = dir, .upper_dir = d->upper,
+		.facts = o->facts ? o->facts : d->facts,
+		.uid = o->remap_root ? 0 : getuid(), .gid = o->remap_root ? 0 : getgid(),
+		.home = d->w.home, .user_name = d->w.user, .group_name = d->w.group,
+		.shell = d->w.shell,
+	};
+	return 0;
+}
+
 /* Start the keeper and wait for its status; on success *keeper is its pid
  * and, with o->hold_caller, the keeper tracks this process already. */
 static int spawn_keeper(const struct berth_config *cfg, const struct launcher_opts *o,
 			const char *dir, const char *key, pid_t *keeper)
 {
-	_cleanup_free_ char *upper = o->name ? launcher_named_dir(cfg, o->name) : NULL;
-	static const char *const etc_paths[] = {"/etc/passwd", "/etc/group"};
-	_cleanup_free_ char *etc_pw = NULL, *etc_gr = NULL;
-	char *etc[2];
-	struct who w = {0};
+	struct plan_data d;
 	struct keeper_args a = {0};
 	int sp[2], r, status;
 	pid_t pid;
 
-	if ((o->name && !upper) || (r = who_am_i(&w)) < 0) {
-		who_clear(&w);
-		return -ENOMEM;
-	}
-	/* Missing or unreadable here: the keeper reads them in the root. */
-	(void)imgconv_read_small_files(o->image, etc_paths, 2, 4u << 20, etc);
-	etc_pw = etc[0];
-	etc_gr = etc[1];
-	a = (struct keeper_args){
-		.plan = {.opts = o, .state_dir = dir, .upper_dir = upper,
-			 .image_passwd = etc_pw, .image_group = etc_gr,
-			 .uid = o->remap_root ? 0 : getuid(), .gid = o->remap_root ? 0 : getgid(),
-			 .home = w.home, .user_name = w.user, .group_name = w.group,
-			 .shell = w.shell},
-		.runtime_dir = cfg->runtime_dir, .key = key, .linger = cfg->mount_linger,
-		.hold_pid = o->hold_caller ? getpid() : 0,
-	};
+	if ((r = plan_init(cfg, o, dir, &d, &a.plan)) < 0)
+		return r;
+	a.runtime_dir = cfg->runtime_dir;
+	a.key = key;
+	a.linger = cfg->mount_linger;
+	a.hold_pid = o->hold_caller ? getpid() : 0;
 	if (pipe2(sp, O_CLOEXEC) < 0) {
-		who_clear(&w);
+		plan_data_clear(&d);
 		return berth_fail(-errno, "pipe");
 	}
 	pid = fork();
@@ -285,7 +356,7 @@ static int spawn_keeper(const struct berth_config *cfg, const struct launcher_op
 		keeper_main(&a);
 	}
 	close(sp[1]);
-	who_clear(&w);
+	plan_data_clear(&d);
 	if (pid < 0) {
 		close(sp[0]);
 		return berth_fail(-errno, "fork");
@@ -296,6 +367,102 @@ static int spawn_keeper(const struct berth_config *cfg, const struct launcher_op
 	close(sp[0]);
 	waitpid(pid, &status, 0);
 	return r;
+}
+
+struct launcher_server {
+	struct sqfuse sq;
+	bool taken;
+};
+
+static bool builds_here(const struct berth_config *cfg, const struct launcher_opts *o)
+{
+	return o->build_here && o->hold_caller && cfg->mount_linger == 0 && !o->name;
+}
+
+static int server_start(const struct launcher_opts *o, struct sqfuse *sq)
+{
+	return sqfuse_start(o->image, o->remap_root ? 0 : getuid(), o->remap_root ? 0 : getgid(),
+			    SQFUSE_DETACH, sq);
+}
+
+struct launcher_server *launcher_prestart(const struct berth_config *cfg,
+					  const struct launcher_opts *o)
+{
+	struct launcher_server *s;
+
+	if (!builds_here(cfg, o) || !(s = calloc(1, sizeof(*s))))
+		return NULL;
+	if (server_start(o, &s->sq) < 0) {
+		berth_error_clear();
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void launcher_server_free(struct launcher_server *s)
+{
+	if (!s)
+		return;
+	if (!s->taken)
+		sqfuse_close(&s->sq);
+	free(s);
+}
+
+/* No keeper needed (build_here, mount_linger 0, unnamed): this process
+ * builds the container in namespaces of its own and will exec the payload
+ * in it, as ch-run does.  The FUSE server is the only other process; it
+ * ends with the mount namespace, i.e. with the container's last process.
+ * A record in running/ lets ps and exec find the container; the next
+ * berth call removes it once that process is gone.  Called with the
+ * runtime lock held in *lock_fd; releases it before building. */
+static int build_here(const struct berth_config *cfg, const struct launcher_opts *o,
+		      const char *hash, int *lock_fd, struct launcher_container **out)
+{
+	_cleanup_free_ char *mnt = path_join(cfg->runtime_dir, "mnt");
+	struct launcher_container *c = calloc(1, sizeof(*c));
+	struct rootfs_plan plan;
+	struct plan_data d;
+	struct sqfuse sq;
+	int r;
+
+	if (!mnt || !c) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->ref_fd = c->run_fd = -1;
+	c->built_here = true;
+	/* First: the server opens the image while this process goes on. */
+	if (o->server && !o->server->taken) {
+		sq = o->server->sq;
+		o->server->taken = true;
+		r = 0;
+	} else {
+		r = server_start(o, &sq);
+	}
+	if (r < 0) {
+		launcher_release(c);
+		return r;
+	}
+	if (mkdir(mnt, 0700) < 0 && errno != EEXIST)
+		r = berth_fail(-errno, "create '%s'", mnt);
+	if (r == 0)
+		r = running_record(cfg, o, hash, c);
+	close(TAKE_FD(*lock_fd));
+	if (r == 0 && (r = plan_init(cfg, o, mnt, &d, &plan)) == 0) {
+		plan.in_caller = true;
+		r = rootfs_create(&plan, &sq);
+		plan_data_clear(&d);
+	}
+	sqfuse_close(&sq);
+	if (r < 0) {
+		launcher_release(c);
+		return r;
+	}
+	c->dir = xasprintf("%s/running/%s", cfg->runtime_dir, c->run_name);
+	c->keeper = c->held = getpid();
+	*out = c;
+	return 0;
 }
 
 static char *keeper_dir(const struct berth_config *cfg, const char *key)
@@ -371,6 +538,8 @@ int launcher_create(const struct berth_config *cfg, const struct launcher_opts *
 		}
 		rm_rf(dir);
 	}
+	if (builds_here(cfg, o))
+		return build_here(cfg, o, hash, &lock_fd, out);
 	if ((r = make_state_dir(dir)) < 0 || (r = write_info(dir, o, hash)) < 0) {
 		rm_rf(dir);
 		return r;
@@ -494,6 +663,8 @@ int launcher_join(struct launcher_container *c)
 	pid_t peer = 0;
 	ssize_t n;
 
+	if (c->built_here && c->held == getpid())
+		return 0;
 	if (c->held == getpid())
 		return join_keeper_ns(c->keeper);
 	fd = keeper_connect(c->dir, "hold", &peer);

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "launcher/facts.h"
 #include "launcher/rootfs.h"
 #include "launcher/safepath.h"
 
@@ -163,10 +164,13 @@ static int users_content(const struct rootfs_plan *p, int root_fd, char **npw, c
 	int r;
 
 	*npw = *ngr = NULL;
-	if (p->image_passwd && p->image_group && !p->upper_dir) {
+	if (p->facts && !p->upper_dir) {
 		/* a fresh layer or none: the image's files are what is there */
-		pw = strdup(p->image_passwd);
-		gr = strdup(p->image_group);
+		const char *ipw = facts_content(p->facts, "/etc/passwd"),
+			   *igr = facts_content(p->facts, "/etc/group");
+
+		pw = strdup(ipw ? ipw : "");
+		gr = strdup(igr ? igr : "");
 		if (!pw || !gr)
 			return -ENOMEM;
 	} else {
@@ -212,11 +216,12 @@ static int passwd_group(const struct rootfs_plan *p, int root_fd, bool writable,
 	return r;
 }
 
-static int write_new(int dir_fd, const char *name, const char *content)
+const char *const etcfiles_host[ETCFILES_HOST_N] = {"hosts", "resolv.conf", "localtime"};
+
+int etcfiles_write_new(int dir_fd, const char *name, const char *content, size_t len)
 {
 	_cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 						      O_CLOEXEC, 0644);
-	size_t len = strlen(content);
 
 	if (fd < 0 || write(fd, content, len) != (ssize_t)len)
 		return berth_fail(-errno, "write /etc/%s into the writable layer", name);
@@ -229,9 +234,9 @@ int etcfiles_seed_users(const struct rootfs_plan *p, int lower_fd, int upper_etc
 	int r = users_content(p, lower_fd, &npw, &ngr);
 
 	if (r == 0 && npw)
-		r = write_new(upper_etc_fd, "passwd", npw);
+		r = etcfiles_write_new(upper_etc_fd, "passwd", npw, strlen(npw));
 	if (r == 0 && ngr)
-		r = write_new(upper_etc_fd, "group", ngr);
+		r = etcfiles_write_new(upper_etc_fd, "group", ngr, strlen(ngr));
 	return r;
 }
 
@@ -262,14 +267,14 @@ static int apt_sandbox(int root_fd)
 	return 0;
 }
 
-int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable, bool users_done,
+int etcfiles_install(const struct rootfs_plan *p, int root_fd, bool writable, unsigned seeded,
 		     const char *files_dir)
 {
-	static const char *const copied[] = {"hosts", "resolv.conf", "localtime"};
-	int r = users_done ? 0 : passwd_group(p, root_fd, writable, files_dir);
+	int r = seeded & ETCFILES_SEEDED_USERS ? 0 : passwd_group(p, root_fd, writable, files_dir);
 
-	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(copied); i++)
-		r = copy_host(root_fd, copied[i], writable, files_dir);
+	for (size_t i = 0; r == 0 && i < ETCFILES_HOST_N; i++)
+		if (!(seeded & ETCFILES_SEEDED_HOST(i)))
+			r = copy_host(root_fd, etcfiles_host[i], writable, files_dir);
 	if (r == 0 && writable && p->opts->remap_root)
 		r = apt_sandbox(root_fd);
 	return r;

@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "launcher/exec.h"
 #include "launcher/launcher.h"
+#include "launcher/safepath.h"
 
 static const char *env_path(char *const *envp)
 {
@@ -35,6 +36,12 @@ static const char *env_path(char *const *envp)
 #define PREFETCH_MAX (8 << 20)
 #define PREFETCH_STEP (128 << 10)
 
+static void prefetch_fd(int fd, off_t size)
+{
+	for (off_t o = 0; o < size && o < PREFETCH_MAX; o += PREFETCH_STEP)
+		(void)posix_fadvise(fd, o, PREFETCH_STEP, POSIX_FADV_WILLNEED);
+}
+
 static int prefetch(const char *path)
 {
 	struct stat st;
@@ -47,10 +54,46 @@ static int prefetch(const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
-	for (off_t o = 0; o < st.st_size && o < PREFETCH_MAX; o += PREFETCH_STEP)
-		(void)posix_fadvise(fd, o, PREFETCH_STEP, POSIX_FADV_WILLNEED);
+	prefetch_fd(fd, st.st_size);
 	close(fd);
 	return 0;
+}
+
+char **launcher_exec_candidates(const char *argv0, char *const *envp)
+{
+	_cleanup_strv_ char **dirs = NULL;
+	char **out = NULL;
+
+	if (!argv0 || !*argv0)
+		return NULL;
+	if (strchr(argv0, '/'))
+		return argv0[0] == '/' && strv_push(&out, argv0) == 0 ? out : NULL;
+	dirs = strv_split(env_path(envp), ':');
+	for (size_t i = 0; dirs && dirs[i]; i++) {
+		_cleanup_free_ char *p = dirs[i][0] == '/' ? path_join(dirs[i], argv0) : NULL;
+
+		if (p && strv_push(&out, p) < 0) {
+			strv_free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+void launcher_exec_prefetch_at(int root_fd, char *const *paths)
+{
+	for (size_t i = 0; paths && paths[i]; i++) {
+		/* Resolved inside root_fd: the image's links never lead out. */
+		int fd = safe_open(root_fd, paths[i], O_RDONLY | O_NONBLOCK);
+		struct stat st;
+
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			prefetch_fd(fd, st.st_size);
+		close(fd);
+		return;
+	}
 }
 
 int launcher_exec(char *const *argv, char *const *envp)

@@ -6,6 +6,16 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* The paths launcher_exec() tries for argv0 under the PATH of envp, in
+ * order (absolute ones only); NULL when none. */
+char **launcher_exec_candidates(const char *argv0, char *const *envp);
+
+/* Read ahead the first of paths that exists below root_fd (resolved in
+ * it, links included), as launcher_exec() does before execve: run on the
+ * image while the container is still being built, the reads overlap the
+ * build. */
+void launcher_exec_prefetch_at(int root_fd, char *const *paths);
+
 /* Exit status for a failed launcher_exec(): 127 not found, 126 not runnable. */
 int launcher_exec_status(int code);
 

@@ -84,27 +84,40 @@ struct export_job {
 	int root_fd;     /* the container's root mount (save) */
 };
 
+/* The image on lower, in a user and mount namespace of our own.  The
+ * server is started first: it must be in none of them. */
+static int mount_image(const char *image, const char *lower, const char *merged)
+{
+	struct sqfuse sq;
+	int r = sqfuse_start(image, 0, 0, SQFUSE_WAIT, &sq);
+
+	if (r < 0)
+		return r;
+	r = userns_enter(true, CLONE_NEWNS);
+	if (r == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		r = berth_fail(-errno, "make mounts private");
+	if (r == 0 && ((mkdir(lower, 0700) < 0 && errno != EEXIST) ||
+		       (mkdir(merged, 0700) < 0 && errno != EEXIST)))
+		r = berth_fail(-errno, "create '%s'", lower);
+	if (r == 0)
+		r = sqfuse_mount(&sq, lower, 0, 0);
+	sqfuse_close(&sq);
+	return r;
+}
+
 static int pack_named(const struct export_job *j)
 {
 	_cleanup_free_ char *lower = xasprintf("%s/export.%d", j->dir, (int)getpid()),
 			    *merged = NULL, *opts = NULL;
 	_cleanup_close_ int fd = -1;
-	struct sqfuse sq;
 	int r;
 
 	if (!lower || !(merged = xasprintf("%s.m", lower)))
 		return -ENOMEM;
-	if ((r = userns_enter(true, CLONE_NEWNS)) < 0)
-		return r;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return berth_fail(-errno, "make mounts private");
-	if ((mkdir(lower, 0700) < 0 && errno != EEXIST) || (mkdir(merged, 0700) < 0 && errno != EEXIST))
-		return berth_fail(-errno, "create '%s'", lower);
-	r = sqfuse_start(j->image, 0, 0, &sq);
-	if (r == 0)
-		r = sqfuse_mount(&sq, lower, 0, 0);
+	r = mount_image(j->image, lower, merged);
 	/* Two lower layers and no upper: a read-only merged view. */
-	opts = xasprintf("lowerdir=%s/upper:%s,userxattr", j->dir, lower);
+	if (r == 0)
+		opts = xasprintf("lowerdir=%s/upper:%s,userxattr", j->dir, lower);
 	if (r == 0 && (!opts || mount("overlay", merged, "overlay", MS_RDONLY, opts) < 0))
 		r = berth_fail(opts ? -errno : -ENOMEM, "overlay the container's layer");
 	if (r == 0 && (fd = open(merged, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)

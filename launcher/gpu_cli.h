@@ -13,11 +13,14 @@ struct gpu_cli {
 	char **env;            /* out: host environment for the payload, or NULL */
 };
 
-/* Plan the GPUs for the .sqsh image (its Env read from /.berth/image.json),
+struct launcher_image;
+
+/* Plan the GPUs for the .sqsh image (its Env from image_cfg, else read
+ * from its /.berth/image.json),
  * the payload's environment, and --gpu-affinity for this process (the
  * payload inherits it).  Call before launcher_create(). */
 int gpu_cli_prepare(const struct berth_config *cfg, struct gpu_cli *g, const char *image,
-		    char *const *host_env);
+		    const struct launcher_image *image_cfg, char *const *host_env);
 void gpu_cli_clear(struct gpu_cli *g);
 
 #endif

@@ -34,7 +34,7 @@ int cmd_gpus(struct berth_config *cfg, int argc, char **argv)
 }
 
 int gpu_cli_prepare(const struct berth_config *cfg, struct gpu_cli *g, const char *image,
-		    char *const *host_env)
+		    const struct launcher_image *image_cfg, char *const *host_env)
 {
 	_cleanup_free_ char *json = NULL;
 	struct launcher_image img = {0};
@@ -43,15 +43,16 @@ int gpu_cli_prepare(const struct berth_config *cfg, struct gpu_cli *g, const cha
 	size_t len = 0;
 	int r;
 
-	/* The image's Env (NVIDIA_VISIBLE_DEVICES, ...) without mounting it.
-	 * An unreadable config is the launcher's to report; here it has none. */
-	if (imgconv_read_image_json(image, &json, &len) < 0 ||
-	    launcher_image_parse(json, len, &img) < 0) {
+	/* The image's Env (NVIDIA_VISIBLE_DEVICES, ...) without mounting it,
+	 * from the caller's reading of the config when there is one.  An
+	 * unreadable config is the launcher's to report; here it has none. */
+	if (!image_cfg && (imgconv_read_image_json(image, &json, &len) < 0 ||
+			   launcher_image_parse(json, len, &img) < 0)) {
 		launcher_image_clear(&img);
 		img = (struct launcher_image){0};
 	}
 	berth_error_clear();
-	req.image_env = img.env;
+	req.image_env = image_cfg ? image_cfg->env : img.env;
 	r = gpu_plan(&req, &g->plan);
 	launcher_image_clear(&img);
 	if (r < 0 || !g->plan)

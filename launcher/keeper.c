@@ -293,31 +293,10 @@ static void report(int fd, int code)
 	close(fd);
 }
 
-/* A new network namespace has only "lo", and it is down: bring it up so
- * that 127.0.0.1 works (netdevice(7), SIOCSIFFLAGS; we hold CAP_NET_ADMIN
- * in the user namespace that owns the new network namespace). */
-static int loopback_up(void)
-{
-	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct ifreq ifr = {0};
-
-	if (fd < 0)
-		return berth_fail(-errno, "socket for the loopback device");
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		return berth_fail(-errno, "read the flags of 'lo'");
-	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		return berth_fail(-errno, "bring up 'lo' in the container's network namespace");
-	return 0;
-}
-
-static int setup(struct keeper *k, const struct keeper_args *a)
+static int setup(struct keeper *k, const struct keeper_args *a, struct sqfuse *sq)
 {
 	_cleanup_free_ char *lock = path_join(a->runtime_dir, "lock"),
 			    *keepers = path_join(a->runtime_dir, "keepers");
-	const struct launcher_opts *o = a->plan.opts;
-	int r;
 
 	if (!lock || !keepers)
 		return -ENOMEM;
@@ -328,38 +307,29 @@ static int setup(struct keeper *k, const struct keeper_args *a)
 	k->listen_fd = listen_at(a->plan.state_dir);
 	if (k->listen_fd < 0)
 		return k->listen_fd;
-	r = userns_enter(o->remap_root, CLONE_NEWNS | (o->hostname ? CLONE_NEWUTS : 0) |
-					       (o->unshare_net ? CLONE_NEWNET : 0) |
-					       (o->unshare_ipc ? CLONE_NEWIPC : 0));
-	if (r < 0)
-		return r;
-	if (o->unshare_net && (r = loopback_up()) < 0)
-		return r;
-	if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0)
-		return berth_fail(-errno, "set hostname '%s'", o->hostname);
-	return rootfs_build(&a->plan);
+	return rootfs_create(&a->plan, sq);
 }
 
 _Noreturn void keeper_main(const struct keeper_args *a)
 {
 	static struct keeper k; /* large; one per process */
+	struct sqfuse sq;
 	int keep[] = {a->status_fd};
-	int null, r;
+	int r;
 
 	prctl(PR_SET_NAME, "berth-keeper");
 	signal(SIGPIPE, SIG_IGN);
 	close_fds_except(keep, ARRAY_SIZE(keep));
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	/* Nothing of the keeper's (or its FUSE servers') may reach the
 	 * caller's terminal or a job's output once the caller is gone. */
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		close(null);
-	}
+	(void)stdio_devnull();
 	k.key = a->key;
-	r = setup(&k, a);
+	/* First: the server opens the image while the keeper goes on. */
+	r = sqfuse_start(a->plan.opts->image, a->plan.uid, a->plan.gid, 0, &sq);
+	if (r == 0) {
+		r = setup(&k, a, &sq);
+		sqfuse_close(&sq);
+	}
 	if (r < 0) {
 		report(a->status_fd, r);
 		if (k.dir_fd > 0)

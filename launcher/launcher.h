@@ -170,9 +170,44 @@ struct launcher_opts {
 	 * from the start instead of through a reference connection (one
 	 * fewer round trip to the keeper per start). */
 	bool hold_caller;
+	/* The caller may also build the container in its own process when
+	 * no keeper is wanted (mount_linger 0, no name): it then is in the
+	 * container on return, with no keeper, and execs in place.  Needs
+	 * hold_caller; not with MPI rendezvous directories to attach. */
+	bool build_here;
+	/* What the caller read from the .sqsh (launcher_facts_read()), or
+	 * NULL: read here. */
+	const struct launcher_facts *facts;
+	/* A FUSE server started ahead by launcher_prestart(), or NULL. */
+	struct launcher_server *server;
+	/* Paths in the image where the payload's executable may be (in PATH
+	 * order): the first that exists is read ahead as soon as the image
+	 * is mounted, while the rest of the container is built.  Or NULL. */
+	char *const *warm;
 };
 
 struct launcher_container;
+
+/* When launcher_create() will build the container in the calling process
+ * (build_here, mount_linger 0, unnamed), start its FUSE server now, before
+ * the rest of the preparation: it opens the image meanwhile.  NULL when
+ * not (or it could not start: launcher_create() tries again).  Pass it in
+ * launcher_opts.server; free it after launcher_create(). */
+struct launcher_server;
+struct launcher_server *launcher_prestart(const struct berth_config *cfg,
+					  const struct launcher_opts *o);
+void launcher_server_free(struct launcher_server *s);
+
+/* What the launcher needs from the .sqsh before mounting it (its config,
+ * passwd and group, what the paths it mounts on are in the image; home:
+ * the caller's home directory, or NULL), read in one opening of the file.
+ * A caller that reads the config anyway hands it over in
+ * launcher_opts.facts. */
+struct launcher_facts;
+int launcher_facts_read(const char *image, const char *home, struct launcher_facts **out);
+/* The image's /.berth/image.json, or NULL. */
+const char *launcher_facts_config(const struct launcher_facts *f);
+void launcher_facts_free(struct launcher_facts *f);
 
 /* Find the keeper for (image, options) or start one; the handle holds a
  * reference.  Needs single-threaded callers (it forks). */
@@ -193,6 +228,11 @@ const char *launcher_state_dir(const struct launcher_container *c);
  * Single-threaded callers only (setns(CLONE_NEWUSER) requires it).  The
  * caller then chdir()s, builds the environment and execs. */
 int launcher_join(struct launcher_container *c);
+
+/* Right before the payload starts in a container that this process built
+ * (build_here): make the container visible to ps and exec by PID (not
+ * while it is half built).  No-op otherwise. */
+void launcher_settle(struct launcher_container *c);
 
 /* Is the caller root of a user namespace that maps one uid (what
  * --remap-root makes), judged from /proc/self/uid_map?  After joining. */

@@ -150,6 +150,54 @@ int launcher_named_remove(const struct berth_config *cfg, const char *name)
 	return r < 0 ? berth_fail(r, "remove '%s'", dir) : 0;
 }
 
+unsigned long long launcher_proc_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	_cleanup_close_ int fd = -1;
+	unsigned long long start = 0;
+	const char *p;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: count fields
+	 * after its last ')'; state is field 3, start time field 22. */
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		start = strtoull(p + 1, NULL, 10);
+	return start;
+}
+
+/* Is running/<name> ("PID-START") a process that is still there? */
+static bool running_alive(const char *name, pid_t *pid)
+{
+	char *end;
+	long p = strtol(name, &end, 10);
+
+	if (p <= 0 || *end != '-')
+		return false;
+	*pid = (pid_t)p;
+	return strtoull(end + 1, NULL, 10) == launcher_proc_start(*pid);
+}
+
+/* Containers built by their caller (no keeper) whose process is gone. */
+static void cleanup_running(const struct berth_config *cfg)
+{
+	_cleanup_free_ char *dir = path_join(cfg->runtime_dir, "running");
+	_cleanup_closedir_ DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+	pid_t pid;
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && !running_alive(de->d_name, &pid))
+			unlinkat(dirfd(d), de->d_name, 0);
+}
+
 void launcher_cleanup_locked(const struct berth_config *cfg)
 {
 	_cleanup_free_ char *keepers = path_join(cfg->runtime_dir, "keepers");
@@ -165,6 +213,7 @@ void launcher_cleanup_locked(const struct berth_config *cfg)
 		if (dir && !keeper_alive(dir, NULL))
 			rm_rf(dir);
 	}
+	cleanup_running(cfg);
 }
 
 int launcher_cleanup_stale(const struct berth_config *cfg)
@@ -240,6 +289,34 @@ static int list_keepers(const struct berth_config *cfg, struct launcher_entry **
 	return 0;
 }
 
+/* running/: one user each, the process that built it (and became its
+ * payload), shown as the container's PID. */
+static int list_running(const struct berth_config *cfg, struct launcher_entry **v, size_t *n)
+{
+	_cleanup_free_ char *dir = path_join(cfg->runtime_dir, "running");
+	_cleanup_closedir_ DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *text = NULL;
+		struct launcher_entry e = {.users = 1};
+		char *path;
+
+		if (de->d_name[0] == '.' || !running_alive(de->d_name, &e.keeper) ||
+		    !(path = path_join(dir, de->d_name)))
+			continue;
+		if (read_file(path, 0, &text, NULL) < 0) {
+			free(path);
+			continue;
+		}
+		e.dir = path;
+		e.image = info_value(text, "image");
+		if (push_entry(v, n, e) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int launcher_list(const struct berth_config *cfg, struct launcher_entry **out, size_t *n)
 {
 	_cleanup_free_ char *containers = path_join(cfg->runtime_dir, "containers");
@@ -248,7 +325,7 @@ int launcher_list(const struct berth_config *cfg, struct launcher_entry **out, s
 	struct dirent *de;
 	size_t count = 0;
 
-	if (list_keepers(cfg, &v, &count) < 0)
+	if (list_keepers(cfg, &v, &count) < 0 || list_running(cfg, &v, &count) < 0)
 		goto fail;
 	d = containers ? opendir(containers) : NULL;
 	while (d && (de = readdir(d))) {

@@ -1,25 +1,31 @@
 #include "config.h"
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/mount.h>
+#include <net/if.h>
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "launcher/exec.h"
 #include "launcher/gpu.h"
 #include "launcher/mpi.h"
 #include "launcher/rootfs.h"
 #include "launcher/safepath.h"
 #include "launcher/sqfuse.h"
+#include "launcher/userns.h"
 
 #ifndef MOUNT_ATTR_NOSYMFOLLOW
 #define MOUNT_ATTR_NOSYMFOLLOW 0x00200000
@@ -232,10 +238,10 @@ static int standard_mounts(const struct rootfs_plan *p, int root_fd, bool writab
 /* fuse-overlayfs serves a mount made here by fd, from a mount namespace of
  * its own: like the squashfs server, it then ends with the container. */
 static int fuse_overlay(const char *lower, const char *upper, const char *work,
-			const char *root, uid_t uid, gid_t gid)
+			const char *root, uid_t uid, gid_t gid, bool detach)
 {
 	_cleanup_free_ char *o = NULL;
-	char fdarg[32], go;
+	char fdarg[32], msg;
 	int fd, sp[2], r;
 	pid_t pid;
 
@@ -244,33 +250,46 @@ static int fuse_overlay(const char *lower, const char *upper, const char *work,
 		return berth_fail(-errno, "open '/dev/fuse' (see 'berth doctor')");
 	o = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s,squash_to_uid=%u,squash_to_gid=%u",
 		      lower, upper, work, (unsigned)uid, (unsigned)gid);
-	if (!o || pipe2(sp, O_CLOEXEC) < 0) {
+	if (!o || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
 		close(fd);
 		return -ENOMEM;
 	}
 	pid = fork();
 	if (pid == 0) {
-		int keep[] = {fd, sp[0]};
+		int keep[] = {fd, sp[1]};
 
-		close(sp[1]);
+		/* Nobody's child when the caller becomes the payload, and
+		 * none of its output (a pipe would stay open). */
+		if (detach && (setsid(), fork() != 0))
+			_exit(0);
+		close(sp[0]);
+		if (detach)
+			(void)stdio_devnull();
 		close_fds_except(keep, ARRAY_SIZE(keep));
-		if (unshare(CLONE_NEWNS) < 0 || read(sp[0], &go, 1) != 1)
+		/* Its own copy of the mount namespace, made before our mount:
+		 * a copy holding the mount it serves would keep it forever. */
+		if (unshare(CLONE_NEWNS) < 0 || write(sp[1], "u", 1) != 1 ||
+		    read(sp[1], &msg, 1) != 1)
 			_exit(1);
 		fcntl(fd, F_SETFD, 0);
 		snprintf(fdarg, sizeof(fdarg), "/dev/fd/%d", fd);
 		execlp("fuse-overlayfs", "fuse-overlayfs", "-f", "-o", o, fdarg, (char *)NULL);
 		_exit(127);
 	}
-	close(sp[0]);
+	close(sp[1]);
 	if (pid < 0) {
 		close(fd);
-		close(sp[1]);
+		close(sp[0]);
 		return berth_fail(-errno, "fork");
 	}
-	r = fuse_mount_fd(fd, "fuse-overlayfs", "fuse-overlayfs", root, 0, uid, gid);
-	if (r == 0 && write(sp[1], "g", 1) != 1)
+	r = read(sp[0], &msg, 1) == 1 ? 0 : -ECHILD;
+	if (detach)
+		waitpid(pid, NULL, 0);
+	if (r == 0)
+		r = fuse_mount_fd(fd, "fuse-overlayfs", "fuse-overlayfs", root, 0, uid, gid);
+	if (r == 0 && write(sp[0], "g", 1) != 1)
 		r = -EPIPE;
-	close(sp[1]);
+	close(sp[0]);
 	close(fd);
 	return r;
 }
@@ -294,7 +313,7 @@ static int overlay(const struct rootfs_plan *p, const char *lower, const char *u
 			return berth_fail(-saved, "kernel overlayfs in a user namespace "
 						  "(overlay = kernel; try overlay = fuse or --readonly)");
 	}
-	r = fuse_overlay(lower, upper, work, root, p->uid, p->gid);
+	r = fuse_overlay(lower, upper, work, root, p->uid, p->gid, p->in_caller);
 	if (r < 0)
 		return berth_failx(BERTH_EHOST,
 				   "no writable overlay: kernel overlayfs refused and fuse-overlayfs "
@@ -318,20 +337,66 @@ static int enter_root(int root_fd)
 	return 0;
 }
 
-static int mount_layers(const struct rootfs_plan *p, const char *root, bool *users_done)
+/* Reading the payload's executable ahead on the freshly mounted image,
+ * on a thread of its own: its lookups and reads go to the FUSE server
+ * while this thread builds the rest of the container.  Nobody waits for
+ * it: reads still queued when the payload is exec'd (which ends the
+ * thread) are what its page faults would have asked for anyway. */
+struct warm {
+	int dir_fd;
+	char **paths;
+};
+
+static void *warm_main(void *arg)
+{
+	struct warm *w = arg;
+
+	launcher_exec_prefetch_at(w->dir_fd, w->paths);
+	close(w->dir_fd);
+	strv_free(w->paths);
+	free(w);
+	return NULL;
+}
+
+static void warm_start(const char *dir, char *const *paths)
+{
+	struct warm *w;
+	pthread_attr_t attr;
+	pthread_t t;
+	bool started = false;
+
+	if (!paths || !paths[0] || !(w = calloc(1, sizeof(*w))))
+		return;
+	w->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; paths[i]; i++)
+		if (strv_push(&w->paths, paths[i]) < 0)
+			break;
+	if (w->dir_fd >= 0 && w->paths && pthread_attr_init(&attr) == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, warm_main, w) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (started)
+		return;
+	if (w->dir_fd >= 0)
+		close(w->dir_fd);
+	strv_free(w->paths);
+	free(w);
+}
+
+static int mount_layers(const struct rootfs_plan *p, struct sqfuse *sq, const char *root,
+			unsigned *seeded)
 {
 	_cleanup_free_ char *lower = path_join(p->state_dir, "lower"),
 			    *rw = path_join(p->state_dir, "rw"), *upper = NULL, *work = NULL;
 	bool writable = p->opts->writable;
-	struct sqfuse sq;
 	int r;
 
 	if (!lower || !rw)
 		return -ENOMEM;
-	r = sqfuse_start(p->opts->image, p->uid, p->gid, &sq);
-	if (r < 0)
-		return r;
-	r = sqfuse_mount(&sq, writable ? lower : root, p->uid, p->gid);
+	r = sqfuse_mount(sq, writable ? lower : root, p->uid, p->gid);
+	if (r == 0)
+		warm_start(writable ? lower : root, p->opts->warm);
 	if (r < 0 || !writable)
 		return r;
 	upper = path_join(p->upper_dir ? p->upper_dir : rw, "upper");
@@ -340,31 +405,53 @@ static int mount_layers(const struct rootfs_plan *p, const char *root, bool *use
 		return -ENOMEM;
 	if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST))
 		return berth_fail(-errno, "create '%s'", upper);
-	r = upper_seed(p, lower, upper, users_done);
+	r = upper_seed(p, lower, upper, seeded);
 	if (r < 0)
 		return r;
 	return overlay(p, lower, upper, work, root);
 }
 
-int rootfs_build(const struct rootfs_plan *p)
+/* The state directory of a container built by its caller is a tmpfs of
+ * the new mount namespace: nothing to create or remove on the host. */
+static int state_tmpfs(const struct rootfs_plan *p)
+{
+	static const char *const sub[] = {"lower", "root", "rw"};
+	_cleanup_close_ int fd = -1;
+
+	if (mount("tmpfs", p->state_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		return berth_fail(-errno, "mount tmpfs on '%s'", p->state_dir);
+	fd = open(p->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return berth_fail(-errno, "open '%s'", p->state_dir);
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
+		if (mkdirat(fd, sub[i], 0700) < 0)
+			return berth_fail(-errno, "create '%s/%s'", p->state_dir, sub[i]);
+	return 0;
+}
+
+static int rootfs_build(const struct rootfs_plan *p, struct sqfuse *sq)
 {
 	_cleanup_free_ char *root = path_join(p->state_dir, "root"),
 			    *rw = path_join(p->state_dir, "rw"), *files = NULL;
 	_cleanup_close_ int root_fd = -1;
-	bool users_done = false;
+	unsigned seeded = 0;
 	int r;
 
 	if (!root || !rw)
 		return -ENOMEM;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return berth_fail(-errno, "make mounts private");
-	/* A private tmpfs for the upper layer and generated files. */
-	if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+	if (p->in_caller) {
+		if ((r = state_tmpfs(p)) < 0)
+			return r;
+	} else if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0) {
+		/* A private tmpfs for the upper layer and generated files. */
 		return berth_fail(-errno, "mount tmpfs on '%s'", rw);
+	}
 	files = path_join(rw, "files");
 	if (!files || mkdir(files, 0700) < 0)
 		return berth_fail(-errno, "create '%s'", files ? files : rw);
-	r = mount_layers(p, root, &users_done);
+	r = mount_layers(p, sq, root, &seeded);
 	if (r < 0)
 		return r;
 	root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -381,8 +468,52 @@ int rootfs_build(const struct rootfs_plan *p)
 	r = mpi_apply(p->opts->mpi, root_fd, p->opts->writable);
 	if (r < 0)
 		return r;
-	r = etcfiles_install(p, root_fd, p->opts->writable, users_done, files);
+	r = etcfiles_install(p, root_fd, p->opts->writable, seeded, files);
 	if (r < 0)
 		return r;
 	return enter_root(root_fd);
+}
+
+/* A new network namespace has only "lo", and it is down: bring it up so
+ * that 127.0.0.1 works (netdevice(7), SIOCSIFFLAGS; we hold CAP_NET_ADMIN
+ * in the user namespace that owns the new network namespace). */
+static int loopback_up(void)
+{
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+
+	if (fd < 0)
+		return berth_fail(-errno, "socket for the loopback device");
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return berth_fail(-errno, "read the flags of 'lo'");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		return berth_fail(-errno, "bring up 'lo' in the container's network namespace");
+	return 0;
+}
+
+static int enter_namespaces(const struct launcher_opts *o)
+{
+	int r = userns_enter(o->remap_root, CLONE_NEWNS | (o->hostname ? CLONE_NEWUTS : 0) |
+						    (o->unshare_net ? CLONE_NEWNET : 0) |
+						    (o->unshare_ipc ? CLONE_NEWIPC : 0));
+
+	if (r < 0)
+		return r;
+	if (o->unshare_net && (r = loopback_up()) < 0)
+		return r;
+	if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0)
+		return berth_fail(-errno, "set hostname '%s'", o->hostname);
+	return 0;
+}
+
+int rootfs_create(const struct rootfs_plan *p, struct sqfuse *sq)
+{
+	int r = enter_namespaces(p->opts);
+
+	if (r == 0)
+		r = rootfs_build(p, sq);
+	/* ENOTCONN and the like: say why the server stopped, if it did. */
+	return sqfuse_check(sq, r);
 }

@@ -154,6 +154,22 @@ static bool image_cfg_from_file(const char *image, struct launcher_image *img)
 	       launcher_image_parse(json, len, img) == 0;
 }
 
+char **payload_exec_paths(const struct payload *p)
+{
+	struct launcher_env_rules rules = {.host = p->host_env, .user = p->user_env};
+	_cleanup_strv_ char **argv = NULL, **envp = NULL;
+
+	if (!p->image_cfg)
+		return NULL;
+	rules.image = p->image_cfg->env;
+	if (launcher_env_build(&rules, &envp) < 0 ||
+	    launcher_argv_build(p->image_cfg, p->entrypoint, p->no_entrypoint, p->args, &argv) < 0) {
+		berth_error_clear();
+		return NULL;
+	}
+	return launcher_exec_candidates(argv[0], envp);
+}
+
 int payload_exec(const struct payload *p)
 {
 	_cleanup_strv_ char **argv = NULL, **envp = NULL;
@@ -162,7 +178,7 @@ int payload_exec(const struct payload *p)
 	bool fork_now; /* only berth exec joins a PID namespace */
 	int r;
 
-	if (image_cfg_from_file(p->image, &img))
+	if (!p->image_cfg && image_cfg_from_file(p->image, &img))
 		q.image_cfg = &img;
 	r = join(&q, &fork_now);
 	if (r == 0)
@@ -170,6 +186,7 @@ int payload_exec(const struct payload *p)
 	launcher_image_clear(&img);
 	if (r != 0)
 		return r;
+	launcher_settle(q.container);
 	if (launcher_userns_remapped() && (r = launcher_seccomp_remap_root()) < 0)
 		return cli_fail(r);
 	fflush(NULL);

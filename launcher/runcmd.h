@@ -33,4 +33,9 @@ int payload_run(const struct payload *p);
  * created with hold_caller.  Returns an exit status only on failure. */
 int payload_exec(const struct payload *p);
 
+/* Where the payload's executable will be looked for (the image config must
+ * be known: image_cfg), for reading it ahead while the container is
+ * built (launcher_opts.warm); NULL when unknown. */
+char **payload_exec_paths(const struct payload *p);
+
 #endif

@@ -280,6 +280,51 @@ static void test_pack_dir(void)
 	free(out);
 }
 
+/* imgconv_probe(): what paths are in an image, read without mounting it,
+ * never through a symlink. */
+static void test_probe(void)
+{
+	char *src = tpath("probesrc"), *out = tpath("probe.sqsh"), *p;
+	struct imgconv_entry v[] = {
+		{ .path = "/f", .max = 64 },   { .path = "/f", .max = 2 },
+		{ .path = "/emptyd" },         { .path = "/full" },
+		{ .path = "/full/x", .max = 8 }, { .path = "/ln" },
+		{ .path = "/ln/passwd", .max = 64 }, { .path = "/f/under" },
+		{ .path = "/nope" },
+	};
+	int dfd, r;
+
+	mkdir(src, 0755);
+	p = xasprintf("%s/f", src), write_text(p, "hello", 0640), free(p);
+	p = xasprintf("%s/emptyd", src), mkdir(p, 0750), free(p);
+	p = xasprintf("%s/full", src), mkdir(p, 0755), free(p);
+	p = xasprintf("%s/full/x", src), write_text(p, "x", 0644), free(p);
+	p = xasprintf("%s/ln", src), symlink("/etc", p), free(p);
+	dfd = open(src, O_RDONLY | O_DIRECTORY);
+	r = imgconv_pack_dir(dfd, test_config, strlen(test_config), out, NULL);
+	close(dfd);
+	is_int(r, 0, "pack the probe tree");
+	r = imgconv_probe(out, v, ARRAY_SIZE(v));
+	is_int(r, 0, "probe it");
+	ok(S_ISREG(v[0].mode) && (v[0].mode & 07777) == 0640 && v[0].content &&
+	   strcmp(v[0].content, "hello") == 0, "a file: its mode and content");
+	ok(S_ISREG(v[1].mode) && !v[1].content, "a file larger than max: no content");
+	ok(S_ISDIR(v[2].mode) && (v[2].mode & 07777) == 0750 && v[2].empty, "an empty directory");
+	ok(S_ISDIR(v[3].mode) && !v[3].empty, "a directory with an entry is not empty");
+	ok(S_ISREG(v[4].mode) && v[4].content && strcmp(v[4].content, "x") == 0, "a file below");
+	ok(S_ISLNK(v[5].mode), "a symlink is a symlink, not its target");
+	ok(v[6].mode == 0 && !v[6].content, "nothing is read through a symlink (host /etc)");
+	ok(v[7].mode == 0, "a path below a file: missing");
+	ok(v[8].mode == 0, "a missing path");
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+		free(v[i].content);
+	r = imgconv_probe("/etc/passwd", v, 1);
+	ok(r == BERTH_EFORMAT && strstr(berth_errmsg(r), "/etc/passwd") && !v[0].content,
+	   "probing a non-squashfs file fails naming it: %s", berth_errmsg(r));
+	free(src);
+	free(out);
+}
+
 /* Run a shell command; its exit status. */
 static int sh(const char *fmt, ...) _printf_(1, 2);
 static int sh(const char *fmt, ...)
@@ -351,6 +396,7 @@ int main(void)
 	test_compressors();
 	test_image_json();
 	test_pack_dir();
+	test_probe();
 	test_real_tools();
 	test_squashfuse_user();
 	return tap_done();
