@@ -10,6 +10,8 @@ PACKAGES=(
 	autoconf automake libtool pkg-config make gcc
 	libslurm-dev libhwloc-dev libarchive-dev zlib1g-dev libzstd-dev libisal-dev libsquashfuse-dev libsquashfs-dev
 	libcurl4-openssl-dev libjansson-dev libssl-dev libfuse3-dev
+	# static archives berth links (configure --disable-static-run does without)
+	liblz4-dev liblzo2-dev liblzma-dev
 	# run: FUSE, squashfs, overlay
 	fuse3 squashfuse fuse-overlayfs squashfs-tools squashfs-tools-ng uidmap
 	# test harness: registry, images, Slurm, the test runner
