@@ -29,17 +29,6 @@ setup_file() {
 	export OUT
 }
 
-# wait_for PATTERN: the pid of the user's process whose command line starts
-# with PATTERN, once it runs.
-wait_for() {
-	local pid
-	for _ in $(seq 100); do
-		pid=$(pgrep -o -u "$BERTH_TEST_USER" -f "^$1") && { echo "$pid"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
-
 @test "no keeper: berth becomes the payload; ps lists it, exec joins it by PID, its record goes" {
 	as_user "$BERTH" run "$IMG" sh -c 'echo here >/tmp/mark; exec sleep 3601' 3>&- &
 	local bg=$! payload

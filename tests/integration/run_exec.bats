@@ -13,17 +13,6 @@ setup_file() {
 	export BERTH_MOUNT_LINGER=0
 }
 
-# wait_for PATTERN: the pid of the user's process whose command line starts
-# with PATTERN, once it runs.
-wait_for() {
-	local pid
-	for _ in $(seq 100); do
-		pid=$(pgrep -o -u "$BERTH_TEST_USER" -f "^$1") && { echo "$pid"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
-
 # wait_exit PID: its exit status, within 10 s (a hang fails the test).
 wait_exit() {
 	for _ in $(seq 100); do

@@ -57,6 +57,17 @@ assert_no_leftovers() {
 	return 1
 }
 
+# wait_for PATTERN: the pid of the user's process whose command line starts
+# with PATTERN, once it runs.
+wait_for() {
+	local pid
+	for _ in $(seq 100); do
+		pid=$(pgrep -o -u "$BERTH_TEST_USER" -f "^$1") && { echo "$pid"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+
 # Stop the test user's processes whose command line matches $1, by PID
 # (a payload is berth's grandchild or berth itself: $! is not its pid).
 kill_user_procs() {
