@@ -494,9 +494,11 @@ _Noreturn static void serve(const char *image, int ctl)
 	 * first (its path may be relative to the caller's directory); every
 	 * library instance then reads that same file through /proc, even if
 	 * the path is replaced meanwhile. */
-	if (dup2(ctl, 3) < 0 || stdio_devnull() < 0 || close_range(4, ~0U, 0) < 0)
+	if (dup2(ctl, 3) < 0 || stdio_devnull() < 0)
 		_exit(1);
 	ctl = 3;
+	if (close_range(4, ~0U, 0) < 0) /* before Linux 5.9 */
+		close_fds_except(&ctl, 1);
 	img = open(image, O_RDONLY | O_CLOEXEC);
 	if (img < 0 || chdir("/") < 0) {
 		send_line(ctl, "cannot open the image");
