@@ -164,21 +164,14 @@ static int sqreader_open(struct sqreader *r, const char *path)
 	return 0;
 }
 
-/* Read the regular file at path (no symlink followed) of at most max
- * bytes into *buf (NUL-terminated).  SQFS_ERROR_NO_ENTRY when missing,
- * SQFS_ERROR_NOT_FILE when it is something else or too large. */
-static int read_small(struct sqreader *r, const char *path, sqfs_u64 max, char **buf,
-		      sqfs_u64 *size)
+/* Read the regular file at r->inode, of at most max bytes, into *buf
+ * (NUL-terminated).  SQFS_ERROR_NOT_FILE when it is something else or too
+ * large. */
+static int read_inode(struct sqreader *r, sqfs_u64 max, char **buf, sqfs_u64 *size)
 {
 	sqfs_s32 got;
-	int e;
 
-	sqfs_free(r->inode);
-	r->inode = NULL;
 	*buf = NULL;
-	e = sqfs_dir_reader_find_by_path(r->dir, r->root, path, &r->inode);
-	if (e != 0)
-		return e;
 	if (sqfs_inode_get_file_size(r->inode, size) != 0 || *size > max)
 		return SQFS_ERROR_NOT_FILE;
 	*buf = malloc(*size + 1);
@@ -192,6 +185,20 @@ static int read_small(struct sqreader *r, const char *path, sqfs_u64 max, char *
 	}
 	(*buf)[*size] = '\0';
 	return 0;
+}
+
+/* The same for the file at path (no symlink followed); SQFS_ERROR_NO_ENTRY
+ * when missing. */
+static int read_small(struct sqreader *r, const char *path, sqfs_u64 max, char **buf,
+		      sqfs_u64 *size)
+{
+	int e;
+
+	sqfs_free(r->inode);
+	r->inode = NULL;
+	*buf = NULL;
+	e = sqfs_dir_reader_find_by_path(r->dir, r->root, path, &r->inode);
+	return e != 0 ? e : read_inode(r, max, buf, size);
 }
 
 /* Does the directory inode list no entries? */
@@ -229,7 +236,7 @@ int imgconv_probe(const char *sqsh_path, struct imgconv_entry *v, size_t n)
 			v[i].empty = dir_empty(&r, r.inode);
 		if (!S_ISREG(v[i].mode) || !v[i].max)
 			continue;
-		g = read_small(&r, v[i].path, v[i].max, &v[i].content, &size);
+		g = read_inode(&r, v[i].max, &v[i].content, &size);
 		if (g == SQFS_ERROR_ALLOC)
 			e = berth_fail(-ENOMEM, "image '%s'", sqsh_path);
 	}

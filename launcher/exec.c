@@ -67,12 +67,12 @@ char **launcher_exec_candidates(const char *argv0, char *const *envp)
 	if (!argv0 || !*argv0)
 		return NULL;
 	if (strchr(argv0, '/'))
-		return argv0[0] == '/' && strv_push(&out, argv0) == 0 ? out : NULL;
+		return strv_push(&out, argv0) == 0 ? out : NULL;
 	dirs = strv_split(env_path(envp), ':');
 	for (size_t i = 0; dirs && dirs[i]; i++) {
-		_cleanup_free_ char *p = dirs[i][0] == '/' ? path_join(dirs[i], argv0) : NULL;
+		_cleanup_free_ char *p = path_join(dirs[i], argv0);
 
-		if (p && strv_push(&out, p) < 0) {
+		if (!p || strv_push(&out, p) < 0) {
 			strv_free(out);
 			return NULL;
 		}
@@ -83,8 +83,10 @@ char **launcher_exec_candidates(const char *argv0, char *const *envp)
 void launcher_exec_prefetch_at(int root_fd, char *const *paths)
 {
 	for (size_t i = 0; paths && paths[i]; i++) {
-		/* Resolved inside root_fd: the image's links never lead out. */
-		int fd = safe_open(root_fd, paths[i], O_RDONLY | O_NONBLOCK);
+		/* Resolved inside root_fd: the image's links never lead out.
+		 * A relative one depends on the workdir: not read ahead. */
+		int fd = paths[i][0] == '/' ? safe_open(root_fd, paths[i], O_RDONLY | O_NONBLOCK)
+					    : -ENOENT;
 		struct stat st;
 
 		if (fd < 0)
@@ -98,7 +100,7 @@ void launcher_exec_prefetch_at(int root_fd, char *const *paths)
 
 int launcher_exec(char *const *argv, char *const *envp)
 {
-	_cleanup_strv_ char **dirs = NULL;
+	_cleanup_strv_ char **paths = NULL;
 	int err = ENOENT;
 
 	if (!argv || !argv[0] || !*argv[0])
@@ -110,15 +112,13 @@ int launcher_exec(char *const *argv, char *const *envp)
 		execve(argv[0], argv, envp);
 		err = errno;
 	} else {
-		dirs = strv_split(env_path(envp), ':');
-		for (size_t i = 0; dirs && dirs[i]; i++) {
-			_cleanup_free_ char *p = path_join(dirs[i], argv[0]);
-
-			if (!p)
-				return -ENOMEM;
-			if (prefetch(p) < 0)
+		paths = launcher_exec_candidates(argv[0], envp);
+		if (!paths)
+			return -ENOMEM;
+		for (size_t i = 0; paths[i]; i++) {
+			if (prefetch(paths[i]) < 0)
 				continue; /* not in this directory */
-			execve(p, argv, envp);
+			execve(paths[i], argv, envp);
 			/* like execvp: keep looking past missing and unreadable */
 			if (errno == EACCES)
 				err = EACCES;

@@ -7,7 +7,7 @@
 #include <sys/types.h>
 
 /* The paths launcher_exec() tries for argv0 under the PATH of envp, in
- * order (absolute ones only); NULL when none. */
+ * order (argv0 itself when it has a '/'); NULL on ENOMEM or an empty argv0. */
 char **launcher_exec_candidates(const char *argv0, char *const *envp);
 
 /* Read ahead the first of paths that exists below root_fd (resolved in
